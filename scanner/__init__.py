@@ -1,0 +1,41 @@
+"""norefusal: detect when an LLM refused instead of answering.
+
+    >>> from norefusal import NoRefusalScanner
+    >>> sanitized, valid, risk = NoRefusalScanner().scan(prompt, output)
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    ModelLoadError,
+    NoRefusalError,
+    RefusalDetected,
+    ScannerError,
+)
+from ._presets import PRESETS
+from ._result import ScanResult, Signal, risk_score
+from ._scanner import NoRefusalScanner
+from ._stream import StreamMonitor
+from ._text import InputFormat, MatchType
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "ConfigurationError",
+    "InputFormat",
+    "MatchType",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "NoRefusalError",
+    "NoRefusalScanner",
+    "RefusalDetected",
+    "ScanResult",
+    "ScannerError",
+    "Signal",
+    "StreamMonitor",
+    "__version__",
+    "risk_score",
+]

@@ -1,0 +1,111 @@
+"""Per-stream refusal monitoring with a bounded number of classifier calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._result import ScanResult
+from ._text import check_text, clean_text
+
+if TYPE_CHECKING:
+    from ._scanner import NoRefusalScanner
+
+__all__ = ["DEFAULT_CHECKPOINTS", "StreamMonitor"]
+
+#: Characters received at which the text so far is scanned: refusals sit at the start.
+DEFAULT_CHECKPOINTS: tuple[int, ...] = (40, 160, 480)
+
+
+class StreamMonitor:
+    """Follows one streamed output; create it with :meth:`NoRefusalScanner.stream`.
+
+    The text so far is scanned when it first reaches each checkpoint (a few hundred
+    characters at most) and once more, whole, by :meth:`finish`. So a stream costs at most
+    ``len(checkpoints) + 1`` classifier calls whatever its length, each bounded by the
+    scanner's head-and-tail window, and :meth:`feed` costs O(len(delta)) between checkpoints.
+
+    A monitor belongs to one stream and is not shared: all per-stream state lives here, never
+    on the scanner, so one scanner serves any number of concurrent streams.
+
+    Attributes:
+        verdict: the first refusal found by a checkpoint scan, or ``None``.
+        cleared: characters of the text that a checkpoint scan has passed as not a refusal.
+        scans: classifier calls made so far.
+    """
+
+    def __init__(
+        self,
+        scanner: NoRefusalScanner,
+        prompt: str,
+        *,
+        checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
+    ) -> None:
+        if any(not isinstance(c, int) or c < 1 for c in checkpoints):
+            raise ValueError(f"checkpoints must be positive integers, got {checkpoints!r}.")
+        self._scanner = scanner
+        self._prompt = prompt
+        self._checkpoints = sorted(set(checkpoints))
+        self._parts: list[str] = []
+        self._length = 0
+        self._next = 0
+        self._final: ScanResult | None = None
+        self.verdict: ScanResult | None = None
+        self.cleared = 0
+        self.scans = 0
+
+    @property
+    def length(self) -> int:
+        """Characters received so far."""
+        return self._length
+
+    @property
+    def finished(self) -> bool:
+        return self._final is not None
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def feed(self, delta: str | None) -> ScanResult | None:
+        """Add the next piece of the output; return a refusal verdict as soon as one is found.
+
+        Returns the verdict once, on the call that found it, and ``None`` otherwise.
+        """
+        if self._final is not None:
+            raise RuntimeError("This stream is finished; start a new monitor per stream.")
+        delta = clean_text(check_text(delta, "delta"))
+        if not delta:
+            return None
+        self._parts.append(delta)
+        self._length += len(delta)
+        if self.verdict is not None or self._next >= len(self._checkpoints):
+            return None
+        if self._length < self._checkpoints[self._next]:
+            return None
+        while self._next < len(self._checkpoints) and self._checkpoints[self._next] <= self._length:
+            self._next += 1
+        result = self._scan()
+        if result.is_refusal:
+            self.verdict = result
+            return result
+        self.cleared = self._length
+        return None
+
+    def finish(self) -> ScanResult:
+        """Scan the whole text once (head and tail of a long one) and return the final verdict.
+
+        Calling it again returns the same result without scanning again.
+        """
+        if self._final is None:
+            self._final = self._scan()
+            if not self._final.is_refusal:
+                self.cleared = self._length
+        return self._final
+
+    def _scan(self) -> ScanResult:
+        self.scans += 1
+        return self._scanner.scan(self._prompt, self.text)

@@ -1,0 +1,107 @@
+"""Text preparation: input formats, cleaning of hostile strings, and sentence splitting.
+
+Everything here is pure string work shared by inference and training, so that a model is
+always fed text shaped exactly as it was trained on.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+__all__ = [
+    "PLACEHOLDER",
+    "InputFormat",
+    "MatchType",
+    "check_text",
+    "clean_text",
+    "format_input",
+    "split_sentences",
+]
+
+#: Stands for omitted content, as in the agentlans refusal classifier's training data.
+PLACEHOLDER = "<|...|>"
+
+_ROLE_TAGS = ("<|system|>", "<|user|>", "<|assistant|>")
+#: How much of a long prompt is kept (its end, where the latest user turn is).
+PROMPT_CHARS = 600
+
+
+class InputFormat(str, enum.Enum):
+    """How a (prompt, output) pair becomes the one string a model reads."""
+
+    #: The output alone (ProtectAI's model, the embedded default).
+    RESPONSE = "response"
+    #: ``<|user|>{prompt}<|assistant|>{output}`` (agentlans' model).
+    CONVERSATION = "conversation"
+
+
+class MatchType(str, enum.Enum):
+    """How much of an output one classifier call sees (LLM Guard's ``MatchType``)."""
+
+    #: One input per output: its head and tail joined by :data:`PLACEHOLDER` when long.
+    FULL = "full"
+    #: One input per sentence; the output's score is the highest sentence score.
+    SENTENCE = "sentence"
+
+
+def check_text(value: object, name: str) -> str:
+    """Return ``value`` as text for argument ``name``.
+
+    ``None`` counts as empty text (OpenAI returns ``content=None`` for tool calls); any other
+    non-string raises :class:`TypeError` naming the argument.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}.")
+    return value
+
+
+def clean_text(text: str) -> str:
+    """Replace lone surrogates, which no tokenizer can encode, with U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def format_input(prompt: str, output: str, fmt: InputFormat) -> str:
+    """Build the model input for one pair.
+
+    In the conversation format a prompt that is already role-tagged (it contains ``<|user|>``
+    or another role tag) is kept as it is; a plain prompt becomes a user turn. Only the last
+    :data:`PROMPT_CHARS` characters of a long prompt are kept, behind :data:`PLACEHOLDER`.
+    """
+    if fmt is InputFormat.RESPONSE:
+        return output
+    if not any(tag in prompt for tag in _ROLE_TAGS):
+        prompt = "<|user|>" + prompt if prompt else ""
+    if len(prompt) > PROMPT_CHARS:
+        prompt = PLACEHOLDER + prompt[-PROMPT_CHARS:]
+    return f"{prompt}<|assistant|>{output}"
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+")
+
+
+def split_sentences(text: str, *, max_sentences: int = 64) -> list[str]:
+    """Split ``text`` into sentences with a regular expression (no download, no model).
+
+    At most ``max_sentences`` pieces come back: the first ``max_sentences - 1`` sentences and
+    the rest of the text as the last piece, so the cost stays bounded on huge outputs.
+    """
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        piece = text[start : match.start()].strip()
+        start = match.end()
+        if piece:
+            pieces.append(piece)
+            if len(pieces) == max_sentences - 1:
+                break
+    rest = text[start:].strip()
+    if rest:
+        pieces.append(rest)
+    return pieces
