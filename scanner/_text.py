@@ -16,6 +16,8 @@ __all__ = [
     "check_text",
     "clean_text",
     "format_input",
+    "role_tagged",
+    "split_conversation",
     "split_sentences",
 ]
 
@@ -105,3 +107,49 @@ def split_sentences(text: str, *, max_sentences: int = 64) -> list[str]:
     if rest:
         pieces.append(rest)
     return pieces
+
+
+def _content_text(content: object) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts)
+    return ""
+
+
+def role_tagged(messages: object) -> str:
+    """Render OpenAI-style ``messages`` as ``<|system|>…<|user|>…<|assistant|>…``.
+
+    Roles other than system, user and assistant (tool, developer...) are folded in:
+    ``developer`` as system, ``tool``/``function`` skipped. Content may be a string or a list
+    of text parts; other parts (images, audio) are skipped.
+    """
+    if not isinstance(messages, list):
+        raise TypeError(f"messages must be a list, not {type(messages).__name__}.")
+    out: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise TypeError("each message must be a mapping with 'role' and 'content'.")
+        role = {"developer": "system"}.get(str(message.get("role")), str(message.get("role")))
+        if role not in ("system", "user", "assistant"):
+            continue
+        out.append(f"<|{role}|>{_content_text(message.get('content'))}")
+    return "".join(out)
+
+
+def split_conversation(messages: object) -> tuple[str, str]:
+    """Split a conversation into (role-tagged prompt, last assistant message's text)."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list.")
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "assistant":
+        raise ValueError("the last message must be the assistant's answer to scan.")
+    return role_tagged(messages[:-1]), _content_text(last.get("content"))
