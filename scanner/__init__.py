@@ -1,7 +1,7 @@
 """norefusal: detect when an LLM refused instead of answering.
 
-    >>> from norefusal import NoRefusalScanner
-    >>> sanitized, valid, risk = NoRefusalScanner().scan(prompt, output)
+>>> from norefusal import NoRefusalScanner
+>>> sanitized, valid, risk = NoRefusalScanner().scan(prompt, output)
 """
 
 from __future__ import annotations

@@ -30,8 +30,11 @@ _DELEGATED: dict[str, tuple[str, str | None]] = {
 
 
 def _scanner_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="default",
-                        help="preset, Hugging Face id or directory (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="preset, Hugging Face id or directory (default: %(default)s)",
+    )
     parser.add_argument("--backend", choices=("onnx", "transformers", "keyword"), default=None)
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--match", choices=("full", "sentence"), default="full")
@@ -45,16 +48,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan one output, or a JSON Lines file of rows")
-    scan.add_argument("file", nargs="?", type=Path,
-                      help="JSON Lines: rows with prompt/response, or OpenAI-style messages")
+    scan.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        help="JSON Lines: rows with prompt/response, or OpenAI-style messages",
+    )
     scan.add_argument("--prompt", default="")
     scan.add_argument("--output", default=None, help="the LLM output to scan")
-    scan.add_argument("--out", type=Path, default=None,
-                      help="write results here instead of standard output")
+    scan.add_argument(
+        "--out", type=Path, default=None, help="write results here instead of standard output"
+    )
     scan.add_argument("--batch-size", type=int, default=32)
     _scanner_options(scan)
     sub.add_parser("presets", help="list the model presets")
-    for name, (module, _) in _DELEGATED.items():
+    for name, (_module, _) in _DELEGATED.items():
         sub.add_parser(name, help=f"see `norefusal {name} --help`", add_help=False)
     return parser
 
@@ -89,8 +97,14 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 
 def _scanner(args: argparse.Namespace) -> NoRefusalScanner:
-    return NoRefusalScanner(threshold=args.threshold, model=args.model, backend=args.backend,
-                            match=args.match, max_tokens=args.max_tokens, device=args.device)
+    return NoRefusalScanner(
+        threshold=args.threshold,
+        model=args.model,
+        backend=args.backend,
+        match=args.match,
+        max_tokens=args.max_tokens,
+        device=args.device,
+    )
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -106,8 +120,9 @@ def _scan(args: argparse.Namespace) -> int:
     refusals = 0
     with _output(args.out) as out:
         for start, results in _progress(scanner, rows, args.batch_size):
-            for (row_id, _, _), result in zip(rows[start : start + len(results)], results,
-                                              strict=True):
+            for (row_id, _, _), result in zip(
+                rows[start : start + len(results)], results, strict=True
+            ):
                 refusals += result.is_refusal
                 out.write(json.dumps({"id": row_id, **result.to_dict()}) + "\n")
     rate = refusals / len(rows) if rows else 0.0
@@ -134,13 +149,15 @@ def read_pairs(path: Path) -> Iterator[tuple[Any, str, str]]:
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{path}:{number}: bad 'messages' ({exc}).") from None
             elif "response" in row or "output" in row:
-                output = row.get("response", row.get("output"))
-                prompt = row.get("prompt", "")
-                if not isinstance(output, str) or not isinstance(prompt, (str, type(None))):
+                raw_output = row.get("response", row.get("output"))
+                raw_prompt = row.get("prompt") or ""
+                if not isinstance(raw_output, str) or not isinstance(raw_prompt, str):
                     raise ValueError(f"{path}:{number}: 'response' and 'prompt' must be strings.")
+                prompt, output = raw_prompt, raw_output
             else:
-                raise ValueError(f"{path}:{number}: a row needs 'response' (and 'prompt') or "
-                                 "'messages'.")
+                raise ValueError(
+                    f"{path}:{number}: a row needs 'response' (and 'prompt') or 'messages'."
+                )
             yield row_id, prompt or "", output
 
 
@@ -170,7 +187,7 @@ class _output:
     def __enter__(self) -> IO[str]:
         if self._path is None:
             return sys.stdout
-        fd, name = tempfile.mkstemp(dir=self._path.parent or ".", suffix=".part")
+        fd, _name = tempfile.mkstemp(dir=self._path.parent or ".", suffix=".part")
         self._tmp = os.fdopen(fd, "w", encoding="utf-8")
         return self._tmp
 

@@ -41,7 +41,8 @@ class MissingDependencyError(ConfigurationError, ImportError):
     def __init__(self, what: str, extra: str) -> None:
         self.extra = extra
         super().__init__(
-            f"{what} needs the '{extra}' extra: install it with `pip install \"norefusal[{extra}]\"`."
+            f"{what} needs the '{extra}' extra: install it with "
+            f'`pip install "norefusal[{extra}]"`.'
         )
 
 

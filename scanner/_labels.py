@@ -22,7 +22,9 @@ class LabelInfo:
 
     __slots__ = ("input_format", "labels", "refusal_index")
 
-    def __init__(self, labels: Sequence[str], refusal_index: int, input_format: InputFormat) -> None:
+    def __init__(
+        self, labels: Sequence[str], refusal_index: int, input_format: InputFormat
+    ) -> None:
         self.labels = tuple(labels)
         self.refusal_index = refusal_index
         self.input_format = input_format
@@ -38,7 +40,9 @@ def resolve_labels(id2label: Mapping[int | str, str], *, where: str) -> LabelInf
     try:
         ordered = [id2label[k] for k in sorted(id2label, key=lambda k: int(k))]
     except (TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{where}: id2label keys must be integers, got {list(id2label)}.") from exc
+        raise ModelLoadError(
+            f"{where}: id2label keys must be integers, got {list(id2label)}."
+        ) from exc
     known = KNOWN_LABEL_SETS.get(frozenset(ordered))
     if known is None or len(ordered) != 2:
         sets = "; ".join(sorted("/".join(sorted(s)) for s in KNOWN_LABEL_SETS))

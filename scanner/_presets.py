@@ -120,8 +120,18 @@ def resolve_model(
         for preset in PRESETS.values():
             if preset.source == name:
                 return _resolve_preset(preset, backend, max_tokens, device)
-        return _resolve_hub(name, name, InputFormat.RESPONSE, 0.5, None, backend, max_tokens,
-                            512, device, labels=None)
+        return _resolve_hub(
+            name,
+            name,
+            InputFormat.RESPONSE,
+            0.5,
+            None,
+            backend,
+            max_tokens,
+            512,
+            device,
+            labels=None,
+        )
     if path.suffix or "/" in name or "\\" in name:
         raise ModelLoadError(f"Model directory {name!r} does not exist.")
     raise ConfigurationError(
@@ -135,7 +145,9 @@ def _resolve_preset(
 ) -> ResolvedModel:
     if preset.backend == "keyword":
         if backend not in (None, "keyword"):
-            raise ConfigurationError(f"The {preset.name!r} preset runs on the 'keyword' backend only.")
+            raise ConfigurationError(
+                f"The {preset.name!r} preset runs on the 'keyword' backend only."
+            )
         from ._backends._keyword import KeywordBackend, NoRefusalLightBackend
 
         cls = KeywordBackend if preset.name == "keyword" else NoRefusalLightBackend
@@ -150,8 +162,9 @@ def _resolve_preset(
         if backend not in (None, "onnx"):
             raise ConfigurationError("The 'default' preset ships as ONNX only; use backend='onnx'.")
         resolved = _resolve_directory(DEFAULT_MODEL_DIR, "onnx", max_tokens, device)
-        return ResolvedModel("default", "onnx", resolved.input_format, resolved.threshold,
-                             resolved.factory)
+        return ResolvedModel(
+            "default", "onnx", resolved.input_format, resolved.threshold, resolved.factory
+        )
     assert preset.source is not None
     if backend == "onnx":
         raise ConfigurationError(
@@ -159,9 +172,18 @@ def _resolve_preset(
             f"backend. For ONNX, export it first (`norefusal export {preset.source} DIR`) and "
             "pass model=DIR."
         )
-    return _resolve_hub(preset.name, preset.source, preset.input_format, preset.threshold,
-                        preset.revision, "transformers", max_tokens, preset.max_tokens, device,
-                        labels=None)
+    return _resolve_hub(
+        preset.name,
+        preset.source,
+        preset.input_format,
+        preset.threshold,
+        preset.revision,
+        "transformers",
+        max_tokens,
+        preset.max_tokens,
+        device,
+        labels=None,
+    )
 
 
 def _resolve_directory(
@@ -175,8 +197,14 @@ def _resolve_directory(
         raise ConfigurationError("The 'keyword' backend takes model='keyword', not a directory.")
     if backend == "onnx":
         if not has_onnx:
-            hint = f" It looks like a Hugging Face model: run `norefusal export {path} OUT`." if has_hf else ""
-            raise ModelLoadError(f"{path / CONFIG_NAME} is missing: not an ONNX model directory.{hint}")
+            hint = (
+                f" It looks like a Hugging Face model: run `norefusal export {path} OUT`."
+                if has_hf
+                else ""
+            )
+            raise ModelLoadError(
+                f"{path / CONFIG_NAME} is missing: not an ONNX model directory.{hint}"
+            )
         config = read_artifact_config(path)
 
         def load_onnx() -> Backend:
@@ -186,10 +214,22 @@ def _resolve_directory(
 
         return ResolvedModel(config.name, "onnx", config.input_format, config.threshold, load_onnx)
     if not has_hf:
-        raise ModelLoadError(f"{path / 'config.json'} is missing: not a Hugging Face model directory.")
+        raise ModelLoadError(
+            f"{path / 'config.json'} is missing: not a Hugging Face model directory."
+        )
     labels = _read_local_labels(path / "config.json")
-    return _resolve_hub(path.name, str(path), labels.input_format, 0.5, None, backend, max_tokens,
-                        512, device, labels=labels)
+    return _resolve_hub(
+        path.name,
+        str(path),
+        labels.input_format,
+        0.5,
+        None,
+        backend,
+        max_tokens,
+        512,
+        device,
+        labels=labels,
+    )
 
 
 def _read_local_labels(config_path: Path) -> LabelInfo:
@@ -228,8 +268,13 @@ def _resolve_hub(
         from ._backends._transformers import TransformersBackend, load_hf_labels
 
         info = labels or load_hf_labels(source, revision=revision)
-        return TransformersBackend(source, name=name, labels=info,
-                                   max_tokens=max_tokens or preset_max, revision=revision,
-                                   device=device)
+        return TransformersBackend(
+            source,
+            name=name,
+            labels=info,
+            max_tokens=max_tokens or preset_max,
+            revision=revision,
+            device=device,
+        )
 
     return ResolvedModel(name, backend, fmt, threshold, load_transformers)

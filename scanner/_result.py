@@ -129,13 +129,35 @@ class ScanResult(tuple[str, bool, float]):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.sanitized, self.score, self.threshold, self.signal, self.model,
-                           self.is_refusal, self.detail))
+        return (
+            _rebuild,
+            (
+                self.sanitized,
+                self.score,
+                self.threshold,
+                self.signal,
+                self.model,
+                self.is_refusal,
+                self.detail,
+            ),
+        )
 
 
 def _rebuild(
-    output: str, score: float, threshold: float, signal: Signal, model: str,
-    is_refusal: bool, detail: str | None,
+    output: str,
+    score: float,
+    threshold: float,
+    signal: Signal,
+    model: str,
+    is_refusal: bool,
+    detail: str | None,
 ) -> ScanResult:
-    return ScanResult(output, score=score, threshold=threshold, signal=signal, model=model,
-                      is_refusal=is_refusal, detail=detail)
+    return ScanResult(
+        output,
+        score=score,
+        threshold=threshold,
+        signal=signal,
+        model=model,
+        is_refusal=is_refusal,
+        detail=detail,
+    )

@@ -155,7 +155,9 @@ class NoRefusalScanner:
         scores = self._predict(texts, batch_size or self._batch_size)
         best = np.full(len(checked), -1.0)
         np.maximum.at(best, np.asarray(owners, dtype=np.intp), scores)
-        return [self._result(output, float(s)) for (_, output), s in zip(checked, best, strict=True)]
+        return [
+            self._result(output, float(s)) for (_, output), s in zip(checked, best, strict=True)
+        ]
 
     def stream(self, prompt: str | None = None, **options: int | Sequence[int]) -> StreamMonitor:
         """Start monitoring one streamed output; see :class:`StreamMonitor` for ``options``."""
@@ -165,10 +167,21 @@ class NoRefusalScanner:
 
     def _result(self, output: str, score: float) -> ScanResult:
         if score < 0:  # no input was scored: empty or whitespace output
-            return ScanResult(output, score=0.0, threshold=self._threshold, signal=Signal.EMPTY,
-                              model=self.model_name, is_refusal=False)
-        return ScanResult(output, score=score, threshold=self._threshold,
-                          signal=Signal.CLASSIFIER, model=self.model_name)
+            return ScanResult(
+                output,
+                score=0.0,
+                threshold=self._threshold,
+                signal=Signal.EMPTY,
+                model=self.model_name,
+                is_refusal=False,
+            )
+        return ScanResult(
+            output,
+            score=score,
+            threshold=self._threshold,
+            signal=Signal.CLASSIFIER,
+            model=self.model_name,
+        )
 
     def _predict(self, texts: list[str], batch_size: int) -> np.ndarray:
         if not texts:

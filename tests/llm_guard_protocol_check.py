@@ -10,7 +10,6 @@ import sys
 
 from llm_guard import scan_output
 from llm_guard.output_scanners.no_refusal import NoRefusalLight
-
 from norefusal import NoRefusalScanner, ScanResult
 
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -24,11 +23,14 @@ def check(scanner: NoRefusalScanner) -> None:
     assert valid[name] is False, valid
     assert 0.0 < scores[name] <= 1.0, scores
     sanitized, valid, scores = scan_output([scanner], "What is the capital of France?", ANSWER)
-    assert sanitized == ANSWER and valid[name] is True and scores[name] < 0, (valid, scores)
+    assert sanitized == ANSWER
+    assert valid[name] is True, valid
+    assert scores[name] < 0, scores
     # scan_output skips whitespace output itself; the scanner answers it as NoRefusal does.
     assert tuple(scanner.scan("q", "   ")) == ("   ", True, -1.0)
     result = scanner.scan("q", REFUSAL)
-    assert isinstance(result, ScanResult) and tuple(result) == (REFUSAL, False, result.risk)
+    assert isinstance(result, ScanResult)
+    assert tuple(result) == (REFUSAL, False, result.risk)
     print(f"ok: llm_guard.scan_output accepts NoRefusalScanner(model={scanner.model_name!r})")
 
 

@@ -43,15 +43,30 @@ _PHRASES: tuple[tuple[str, float], ...] = (
     (rf"\bi {_CANT} (?:\w+ ){{0,2}}{_ACTS}\b", 0.97),
     (rf"\b{_I} (?:sorry|afraid),? (?:but|however)\b", 0.95),
     (r"\bi apologi[sz]e,? (?:but|however)\b", 0.95),
-    (r"\bsorry,? (?:but )?i (?:can(?:no|')t|won't|am unable|'m unable|am not able|'m not able)\b", 0.97),
+    (
+        r"\bsorry,? (?:but )?i (?:can(?:no|')t|won't|am unable|'m unable|am not able|'m not able)\b",
+        0.97,
+    ),
     (r"\bi (?:must|have to|need to|will have to) (?:respectfully )?(?:decline|refuse)\b", 0.97),
     (r"\bi(?:'m| am) not (?:comfortable|willing|programmed|allowed|permitted|designed) to\b", 0.95),
-    (r"\b(?:it(?:'s| is)|that(?:'s| is)|would be) (?:not appropriate|inappropriate|unethical|not ethical)\b", 0.8),
-    (r"\bagainst (?:my|our|the) (?:programming|guidelines|polic(?:y|ies)|principles|ethical)\b", 0.9),
+    (
+        r"\b(?:it(?:'s| is)|that(?:'s| is)|would be) (?:not appropriate|inappropriate|unethical|not ethical)\b",
+        0.8,
+    ),
+    (
+        r"\bagainst (?:my|our|the) (?:programming|guidelines|polic(?:y|ies)|principles|ethical)\b",
+        0.9,
+    ),
     (r"\bas an ai(?: language model| assistant| model)?\b", 0.6),
     (r"\bas a (?:large )?language model\b", 0.6),
-    (r"\bi (?:cannot|can't|can not|won't|will not) (?:do|fulfil+|comply with|help with|assist with) (?:that|this|your request)\b", 0.98),
-    (r"\b(?:unable|not able) to (?:help|assist|provide|comply|fulfil+) (?:with )?(?:that|this|your)\b", 0.9),
+    (
+        r"\bi (?:cannot|can't|can not|won't|will not) (?:do|fulfil+|comply with|help with|assist with) (?:that|this|your request)\b",
+        0.98,
+    ),
+    (
+        r"\b(?:unable|not able) to (?:help|assist|provide|comply|fulfil+) (?:with )?(?:that|this|your)\b",
+        0.9,
+    ),
     (r"\bi (?:do not|don't) (?:feel comfortable|think i (?:can|should))\b", 0.9),
     (r"\bi (?:can't|cannot|can not|won't|will not)\b", 0.55),
     (r"\b(?:i'm|i am) (?:really |very |so )?sorry\b", 0.45),
@@ -102,7 +117,10 @@ class KeywordBackend(Backend):
         keep = 1.0
         for pattern, strength in _COMPILED:
             for match in pattern.finditer(norm):
-                if any(b0 <= match.start() < b1 or match.start() <= b0 < match.end() for b0, b1 in benign):
+                if any(
+                    b0 <= match.start() < b1 or match.start() <= b0 < match.end()
+                    for b0, b1 in benign
+                ):
                     continue
                 keep *= 1.0 - strength * _position_weight(match.start(), len(norm))
         return 1.0 - keep

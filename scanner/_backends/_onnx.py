@@ -76,7 +76,9 @@ class OnnxBackend(Backend):
     def predict(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         if not texts:
             return np.zeros(0, dtype=np.float64)
-        feeds = {k: v for k, v in self._encoder.encode(texts).as_dict().items() if k in self._inputs}
+        feeds = {
+            k: v for k, v in self._encoder.encode(texts).as_dict().items() if k in self._inputs
+        }
         (logits,) = self._session.run(["logits"], feeds)
         return softmax_column(
             np.asarray(logits), self._config.labels.refusal_index, self._config.temperature

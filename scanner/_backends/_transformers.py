@@ -104,7 +104,9 @@ class TransformersBackend(Backend):
         torch = self._torch
         encoded = self._encoder.encode(texts).as_dict()
         feeds = {
-            k: torch.from_numpy(v).to(self._device) for k, v in encoded.items() if k in self._accepts
+            k: torch.from_numpy(v).to(self._device)
+            for k, v in encoded.items()
+            if k in self._accepts
         }
         with torch.inference_mode():
             if self._lock is None:
