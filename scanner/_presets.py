@@ -93,6 +93,11 @@ def _check_backend(backend: str | None) -> None:
         )
 
 
+def _check_cpu_only(backend: str, device: str | None) -> None:
+    if device not in (None, "cpu"):
+        raise ConfigurationError(f"The {backend!r} backend runs on the CPU only; drop device=.")
+
+
 def resolve_model(
     model: str | Path,
     *,
@@ -108,8 +113,8 @@ def resolve_model(
         ModelLoadError: a directory or its description file is missing or malformed.
     """
     _check_backend(backend)
-    if device not in (None, "cpu") and backend in ("onnx", "keyword"):
-        raise ConfigurationError(f"The {backend!r} backend runs on the CPU only; drop device=.")
+    if backend in ("onnx", "keyword"):
+        _check_cpu_only(backend, device)
     name = str(model)
     if name in PRESETS:
         return _resolve_preset(PRESETS[name], backend, max_tokens, device)
@@ -148,6 +153,7 @@ def _resolve_preset(
             raise ConfigurationError(
                 f"The {preset.name!r} preset runs on the 'keyword' backend only."
             )
+        _check_cpu_only("keyword", device)
         from ._backends._keyword import KeywordBackend, NoRefusalLightBackend
 
         cls = KeywordBackend if preset.name == "keyword" else NoRefusalLightBackend
@@ -196,6 +202,7 @@ def _resolve_directory(
     if backend == "keyword":
         raise ConfigurationError("The 'keyword' backend takes model='keyword', not a directory.")
     if backend == "onnx":
+        _check_cpu_only(backend, device)  # also when the directory chose ONNX, not the caller
         if not has_onnx:
             hint = (
                 f" It looks like a Hugging Face model: run `norefusal export {path} OUT`."

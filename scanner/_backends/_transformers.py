@@ -86,8 +86,11 @@ class TransformersBackend(Backend):
         self._encoder = WindowedEncoder(
             backend_tokenizer, max_tokens=min(max_tokens, limit), head_fraction=head_fraction
         )
-        self._device = torch.device(device or "cpu")
-        self._model = model.to(self._device).eval()
+        try:
+            self._device = torch.device(device or "cpu")
+            self._model = model.to(self._device).eval()
+        except (RuntimeError, AssertionError) as exc:  # a bad name, or no such device here
+            raise ModelLoadError(f"Cannot run {source!r} on device {device!r}: {exc}") from exc
         self._accepts = set(inspect.signature(model.forward).parameters)
         self._labels = labels
         self._torch = torch
