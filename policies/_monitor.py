@@ -1,0 +1,124 @@
+"""GuardMonitor: a stream monitor whose scans follow a Guard's policy."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from norefusal._stream import DEFAULT_CHECKPOINTS
+
+from ._engine import Effect, check_flow, could_become_allowlisted
+from ._types import Candidate
+
+if TYPE_CHECKING:
+    from norefusal import ScanResult
+
+    from ._guard import Guard
+
+__all__ = ["GuardMonitor"]
+
+
+class GuardMonitor:
+    """Follows one streamed output, like :class:`~norefusal.StreamMonitor`; create it with
+    :meth:`Guard.monitor`.
+
+    The text so far is checked when it first reaches each checkpoint, and once more, whole, by
+    :meth:`finish`; each check is a :meth:`Guard.check` without its event (allow-list,
+    sampling, ``timeout_s`` and ``on_error`` apply). Pass a verdict to
+    :meth:`Guard.stream_verdict` to decide and record. While the text could still grow into an
+    exact allow-listed message, no refusal verdict is returned before :meth:`finish`.
+    :meth:`afeed` and :meth:`afinish` are the async twins.
+
+    Attributes:
+        verdict: the first refusal found by a checkpoint check, or ``None``.
+        cleared: characters a checkpoint check has passed as not a refusal.
+        scans: checks made so far.
+    """
+
+    def __init__(
+        self, guard: Guard, prompt: str, *, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS
+    ) -> None:
+        if any(not isinstance(c, int) or c < 1 for c in checkpoints):
+            raise ValueError(f"checkpoints must be positive integers, got {checkpoints!r}.")
+        self._guard = guard
+        self._prompt = prompt
+        self._checkpoints = sorted(set(checkpoints))
+        self._parts: list[str] = []
+        self._length = 0
+        self._next = 0
+        self._final: ScanResult | None = None
+        self.verdict: ScanResult | None = None
+        self.cleared = 0
+        self.scans = 0
+
+    @property
+    def length(self) -> int:
+        """Characters received so far."""
+        return self._length
+
+    @property
+    def finished(self) -> bool:
+        return self._final is not None
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    # One flow for feed and afeed, one for finish and afinish; the drivers do the I/O.
+
+    def _feed_flow(self, delta: str | None) -> Generator[Effect, Any, ScanResult | None]:
+        if self._final is not None:
+            raise RuntimeError("This stream is finished; start a new monitor per stream.")
+        if delta is not None and not isinstance(delta, str):
+            raise TypeError(f"delta must be a string or None, got {type(delta).__name__}.")
+        if not delta:
+            return None
+        self._parts.append(delta)
+        self._length += len(delta)
+        if self.verdict is not None or self._next >= len(self._checkpoints):
+            return None
+        if self._length < self._checkpoints[self._next]:
+            return None
+        while self._next < len(self._checkpoints) and self._checkpoints[self._next] <= self._length:
+            self._next += 1
+        result = yield from self._check()
+        if result.is_refusal:
+            if could_become_allowlisted(self._guard.policy, self.text):
+                return None
+            self.verdict = result
+            return result
+        self.cleared = self._length
+        return None
+
+    def _finish_flow(self) -> Generator[Effect, Any, ScanResult]:
+        if self._final is None:
+            final = yield from self._check()
+            if not final.is_refusal:
+                self.cleared = self._length
+            self._final = final
+        return self._final
+
+    def _check(self) -> Generator[Effect, Any, ScanResult]:
+        self.scans += 1
+        ctx = self._guard._context()
+        (result,) = yield from check_flow(ctx, self._prompt, [Candidate(self.text)], count=False)
+        return result
+
+    def feed(self, delta: str | None) -> ScanResult | None:
+        """Add the next piece of the output; return a refusal verdict once, when found."""
+        return self._guard._drive(self._feed_flow(delta))
+
+    async def afeed(self, delta: str | None) -> ScanResult | None:
+        """:meth:`feed` without blocking the event loop."""
+        return await self._guard._adrive(self._feed_flow(delta))
+
+    def finish(self) -> ScanResult:
+        """Check the whole text once and return the final verdict (the same one if called again)."""
+        return self._guard._drive(self._finish_flow())
+
+    async def afinish(self) -> ScanResult:
+        """:meth:`finish` without blocking the event loop."""
+        return await self._guard._adrive(self._finish_flow())
