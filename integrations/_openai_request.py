@@ -10,12 +10,11 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from norefusal.policies import Candidate
 from openai._constants import RAW_RESPONSE_HEADER
 from openai._legacy_response import LegacyAPIResponse
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
-
-from norefusal.policies import Candidate
 
 __all__ = [
     "Endpoint",
@@ -199,7 +198,9 @@ def candidates(response: object) -> list[Candidate]:
 # -- rewrites for retry, fallback and replace ------------------------------------------------
 
 
-def retry_body(endpoint: Endpoint, body: Mapping[str, Any], instruction: str | None) -> dict[str, Any]:
+def retry_body(
+    endpoint: Endpoint, body: Mapping[str, Any], instruction: str | None
+) -> dict[str, Any]:
     """The same request, with the policy's instruction added when it has one.
 
     Chat Completions get it as a last system message; the Responses API gets it appended to
@@ -222,7 +223,7 @@ def fallback_body(body: Mapping[str, Any], model: str) -> dict[str, Any]:
 
 
 def wants_structured_output(body: Mapping[str, Any]) -> bool:
-    """Whether the request asked for JSON-schema output (Chat ``response_format``, ``text.format``)."""
+    """Whether the request asked for JSON-schema output (``response_format`` or ``text.format``)."""
     fmt = body.get("response_format")
     if fmt is None:
         text = body.get("text")

@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from norefusal.policies import Candidate
 from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
 from openai.types.responses import Response, ResponseCompletedEvent
-
-from norefusal.policies import Candidate
 
 from ._openai_request import Endpoint, replace_response
 
@@ -230,28 +229,46 @@ class StreamCore:
             for c in item.choices:
                 if c.delta.refusal:
                     found.append(
-                        (c.index, Candidate(c.delta.refusal, refusal=c.delta.refusal,
-                                            detail="delta.refusal"))
+                        (
+                            c.index,
+                            Candidate(
+                                c.delta.refusal, refusal=c.delta.refusal, detail="delta.refusal"
+                            ),
+                        )
                     )
                 elif c.finish_reason == "content_filter":
                     found.append(
-                        (c.index, Candidate(self._text(c.index), refusal="content_filter",
-                                            detail="finish_reason=content_filter"))
+                        (
+                            c.index,
+                            Candidate(
+                                self._text(c.index),
+                                refusal="content_filter",
+                                detail="finish_reason=content_filter",
+                            ),
+                        )
                     )
             return found
         kind = getattr(item, "type", None)
         if kind == "response.refusal.delta":
             delta: str = item.delta  # type: ignore[attr-defined]
             found.append(
-                (item.output_index,  # type: ignore[attr-defined]
-                 Candidate(delta, refusal=delta, detail="refusal content item"))
+                (
+                    item.output_index,  # type: ignore[attr-defined]
+                    Candidate(delta, refusal=delta, detail="refusal content item"),
+                )
             )
         elif kind == "response.incomplete":
             details = item.response.incomplete_details  # type: ignore[attr-defined]
             if details is not None and details.reason == "content_filter":
                 found.append(
-                    (_WHOLE, Candidate(self._all_text(), refusal="content_filter",
-                                       detail="incomplete_details.reason=content_filter"))
+                    (
+                        _WHOLE,
+                        Candidate(
+                            self._all_text(),
+                            refusal="content_filter",
+                            detail="incomplete_details.reason=content_filter",
+                        ),
+                    )
                 )
         return found
 
@@ -268,15 +285,20 @@ class StreamCore:
 
     def _deliver(self, item: object) -> None:
         """Remember the Responses API output items the consumer has been told about."""
-        if getattr(item, "type", None) in ("response.output_item.added",
-                                           "response.output_item.done"):
+        if getattr(item, "type", None) in (
+            "response.output_item.added",
+            "response.output_item.done",
+        ):
             self._delivered[item.output_index] = item.item  # type: ignore[attr-defined]
 
     def _synthetic(self, key: int, replacement: str) -> object:
         if self._endpoint is Endpoint.CHAT:
             template = self._last if isinstance(self._last, ChatCompletionChunk) else None
-            delta = (ChoiceDelta(role="assistant", refusal=replacement) if self._structured
-                     else ChoiceDelta(role="assistant", content=replacement))
+            delta = (
+                ChoiceDelta(role="assistant", refusal=replacement)
+                if self._structured
+                else ChoiceDelta(role="assistant", content=replacement)
+            )
             return ChatCompletionChunk(
                 id=template.id if template else "chatcmpl-norefusal",
                 created=template.created if template else int(time.time()),
@@ -290,8 +312,9 @@ class StreamCore:
         if self._snapshot is not None:
             base = self._snapshot.model_copy()
         else:
-            base = Response.model_construct(id="resp_norefusal", object="response", output=[],
-                                            created_at=time.time(), model="")
+            base = Response.model_construct(
+                id="resp_norefusal", object="response", output=[], created_at=time.time(), model=""
+            )
         base.output = [self._delivered[i] for i in sorted(self._delivered)]
         base.status = "completed"
         base.incomplete_details = None

@@ -33,13 +33,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
-from openai._legacy_response import LegacyAPIResponse
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from norefusal import ConfigurationError
 from norefusal.policies import Guard, Outcome, Policy
+from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
+from openai._legacy_response import LegacyAPIResponse
 
 from ._openai_request import (
     Endpoint,
@@ -54,9 +53,8 @@ from ._openai_request import (
 from ._openai_stream import GuardedAsyncStream, GuardedStream, StreamCore
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-
     from norefusal.policies import FallbackRequest, RetryRequest
+    from typing_extensions import Self
 
 __all__ = [
     "DEFAULT_STREAM_HOLDBACK",
@@ -129,8 +127,13 @@ class _Call:
         return replace_response(response, indices, message, structured=self.structured)
 
     def wrap_stream(self, response: object, *, is_async: bool) -> object:
-        core = StreamCore(self.guard, self.prompt, self.endpoint, holdback=self.holdback,
-                          structured=self.structured)
+        core = StreamCore(
+            self.guard,
+            self.prompt,
+            self.endpoint,
+            holdback=self.holdback,
+            structured=self.structured,
+        )
         if isinstance(response, LegacyAPIResponse):
             # A raw streamed response: its parsed body is the stream; cache the guarded one
             # so that ``.parse()`` hands it out.
@@ -336,5 +339,5 @@ def guard(
         if not isinstance(getattr(cls, name, None), cached_property)
     }
     vars(guarded).update(state)
-    guarded._norefusal = settings
+    cast("GuardedOpenAI | GuardedAsyncOpenAI", guarded)._norefusal = settings
     return guarded
