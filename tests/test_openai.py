@@ -192,7 +192,8 @@ async def test_tool_call_only_response_is_not_a_refusal(kind: str) -> None:
     completion = await chat(client)
     assert completion.choices[0].message.tool_calls[0].function.name == "get_weather"
     outcome = last_outcome()
-    assert outcome is not None and not outcome.refused
+    assert outcome is not None
+    assert not outcome.refused
     assert scanner_of(client).scanned == []
 
 
@@ -265,7 +266,8 @@ async def test_retry_reissues_the_request_with_the_instruction(kind: str) -> Non
     ]
     assert (second["model"], second["temperature"]) == (first["model"], first["temperature"])
     outcome = last_outcome()
-    assert outcome is not None and (outcome.action, outcome.attempts) == ("retry", 2)
+    assert outcome is not None
+    assert (outcome.action, outcome.attempts) == ("retry", 2)
 
 
 async def test_retry_exhausted_applies_the_final_action(kind: str) -> None:
@@ -380,7 +382,8 @@ async def test_raw_response_replace_keeps_headers(kind: str) -> None:
     raw = await done(
         client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     )
-    assert raw.status_code == 200 and raw.headers["x-request-id"] == "req_fake_123"
+    assert raw.status_code == 200
+    assert raw.headers["x-request-id"] == "req_fake_123"
     assert raw.parse().choices[0].message.content == REPLACEMENT
 
 
@@ -466,8 +469,10 @@ async def test_guard_wraps_an_existing_client_without_changing_it(kind: str) -> 
     server.add(json=chat_completion(chat_choice(REFUSAL)))
     plain = server.client(OpenAI if kind == "sync" else AsyncOpenAI)
     guarded = guard(plain, guard=make_guard("raise"))
-    assert isinstance(guarded, type(plain)) and guarded is not plain
-    assert guarded.base_url == plain.base_url and guarded.api_key == plain.api_key
+    assert isinstance(guarded, type(plain))
+    assert guarded is not plain
+    assert guarded.base_url == plain.base_url
+    assert guarded.api_key == plain.api_key
     with pytest.raises(RefusalDetected):
         await chat(guarded)
     # The original client is untouched: no guard, refusals come back as they are.
@@ -476,7 +481,8 @@ async def test_guard_wraps_an_existing_client_without_changing_it(kind: str) -> 
     assert not hasattr(plain, "guard")
     # Guarding a guarded client replaces its guard rather than stacking a second one.
     regarded = guard(guarded, policy=Policy.model_validate({"name": "other"}))
-    assert type(regarded) is type(guarded) and regarded.guard.policy.name == "other"
+    assert type(regarded) is type(guarded)
+    assert regarded.guard.policy.name == "other"
 
 
 def test_guard_rejects_what_is_not_a_client() -> None:
