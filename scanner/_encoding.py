@@ -111,7 +111,10 @@ class WindowedEncoder:
         return int(self.encode([text]).attention_mask.sum())
 
     def _join(self, head: list[int], tail: list[int]) -> list[int]:
-        return list(head[: self._head]) + self._placeholder + list(tail[len(tail) - self._tail :])
+        # max(0, ...): a tail window with fewer tokens than its share keeps them all (a negative
+        # start would keep only the last ``2 * len(tail) - self._tail`` of them).
+        start = max(0, len(tail) - self._tail)
+        return list(head[: self._head]) + self._placeholder + list(tail[start:])
 
 
 def _find(haystack: Sequence[int], needle: Sequence[int]) -> int:

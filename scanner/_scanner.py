@@ -139,15 +139,14 @@ class NoRefusalScanner:
         Inputs are grouped by length before batching, so short texts are not padded to long
         ones; results come back in the order of ``pairs``.
         """
-        checked = [
-            (clean_text(check_text(p, "prompt")), clean_text(check_text(o, "output")))
-            for p, o in pairs
-        ]
+        checked = [(check_text(p, "prompt"), check_text(o, "output")) for p, o in pairs]
         texts: list[str] = []
         owners: list[int] = []
         for i, (prompt, output) in enumerate(checked):
             if not output.strip():
                 continue
+            # The model reads a cleaned copy; the result carries the output exactly as given.
+            prompt, output = clean_text(prompt), clean_text(output)
             pieces = split_sentences(output) if self._match is MatchType.SENTENCE else [output]
             for piece in pieces:
                 texts.append(format_input(prompt, piece, self._resolved.input_format))
