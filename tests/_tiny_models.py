@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from norefusal import NoRefusalScanner
 from norefusal._backends import Backend
 from tokenizers import (
@@ -287,10 +288,10 @@ class RecordingBackend(Backend):
         return [t for call in self.calls for t in call]
 
 
-def record(scanner: NoRefusalScanner) -> RecordingBackend:
-    """Load ``scanner``'s backend and route its calls through a :class:`RecordingBackend`."""
+def record(scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch) -> RecordingBackend:
+    """Route ``scanner``'s backend calls through a :class:`RecordingBackend` for one test."""
     recorder = RecordingBackend(scanner.load())
-    scanner._backend = recorder
+    monkeypatch.setattr(scanner, "_backend", recorder)
     return recorder
 
 

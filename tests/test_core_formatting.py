@@ -1,0 +1,281 @@
+"""What each model is fed: input formats, head + tail windows, and hostile strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import norefusal._backends._keyword as keyword_module
+import pytest
+from _tiny_models import (
+    RecordingBackend,
+    build_bpe_tokenizer,
+    build_wordpiece_tokenizer,
+    record,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from norefusal import NoRefusalScanner, Signal
+from norefusal._backends._keyword import KeywordBackend
+from norefusal._encoding import WindowedEncoder
+from norefusal._text import PLACEHOLDER, PROMPT_CHARS, format_input, split_sentences
+from tokenizers import Tokenizer
+
+REFUSAL = "I'm sorry, but I can't help with that request."
+
+# -- input formats -------------------------------------------------------------------------
+
+
+def test_response_format_feeds_the_output_alone(
+    roberta_scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = roberta_scanner
+    recorder = record(scanner, monkeypatch)
+    scanner.scan("What is the capital of France?", "Paris.")
+    scanner.scan(None, REFUSAL)
+    assert recorder.calls == [["Paris."], [REFUSAL]]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("What is 2+2?", "<|user|>What is 2+2?<|assistant|>4"),
+        ("", "<|assistant|>4"),
+        (None, "<|assistant|>4"),
+        (
+            "<|system|>Be brief.<|user|>What is 2+2?",
+            "<|system|>Be brief.<|user|>What is 2+2?<|assistant|>4",
+        ),
+        (
+            "<|user|>Hi<|assistant|>Hello!<|user|>2+2?",
+            "<|user|>Hi<|assistant|>Hello!<|user|>2+2?<|assistant|>4",
+        ),
+    ],
+)
+def test_conversation_format_exact_strings(
+    bert_scanner: NoRefusalScanner,
+    monkeypatch: pytest.MonkeyPatch,
+    prompt: str | None,
+    expected: str,
+) -> None:
+    scanner = bert_scanner
+    recorder = record(scanner, monkeypatch)
+    scanner.scan(prompt, "4")
+    assert recorder.texts == [expected]
+
+
+def test_conversation_format_trims_long_prompts_behind_the_placeholder(
+    bert_scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = bert_scanner
+    recorder = record(scanner, monkeypatch)
+    prompt = "".join(f"turn {i}. " for i in range(400)) + "LATEST QUESTION?"
+    scanner.scan(prompt, "Answer.")
+    (text,) = recorder.texts
+    kept = text.removeprefix(PLACEHOLDER).removesuffix("<|assistant|>Answer.")
+    assert text.startswith(PLACEHOLDER)
+    assert len(kept) == PROMPT_CHARS
+    assert ("<|user|>" + prompt).endswith(kept)
+    assert kept.endswith("LATEST QUESTION?")
+
+
+def test_format_input_keeps_a_prompt_that_fits() -> None:
+    prompt = "x" * (PROMPT_CHARS - len("<|user|>"))
+    assert (
+        format_input(prompt, "y", scanner_format("agentlans")) == f"<|user|>{prompt}<|assistant|>y"
+    )
+
+
+def scanner_format(preset: str) -> Any:
+    return NoRefusalScanner(model=preset)._resolved.input_format
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [
+        ("protectai", ["Sure, here it is."]),
+        ("agentlans", ["<|user|>Tell me.<|assistant|>Sure, here it is."]),
+        ("keyword", ["Sure, here it is."]),
+    ],
+)
+def test_presets_feed_their_documented_format(preset: str, expected: list[str]) -> None:
+    """The hub presets are not downloaded: a recording backend stands in for the model."""
+    scanner = NoRefusalScanner(model=preset)
+    recorder = RecordingBackend(KeywordBackend())
+    scanner._backend = recorder
+    scanner.scan("Tell me.", "Sure, here it is.")
+    assert recorder.texts == expected
+
+
+def test_sentence_match_scores_each_sentence_in_the_models_format(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = NoRefusalScanner(model=str(tiny_bert_dir), backend="transformers", match="sentence")
+    recorder = record(scanner, monkeypatch)
+    scanner.scan("Q?", "Hello there. I can't help with that!\nBye")
+    assert sorted(recorder.texts) == sorted(
+        f"<|user|>Q?<|assistant|>{s}" for s in ("Hello there.", "I can't help with that!", "Bye")
+    )
+
+
+def test_split_sentences_is_bounded() -> None:
+    text = "Short one. " * 10_000
+    pieces = split_sentences(text, max_sentences=8)
+    assert len(pieces) == 8
+    assert pieces[:7] == ["Short one."] * 7
+    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+
+
+# -- head and tail windows -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["wordpiece", "bpe"])
+def tokenizer(request: pytest.FixtureRequest) -> Tokenizer:
+    return build_wordpiece_tokenizer() if request.param == "wordpiece" else build_bpe_tokenizer()
+
+
+def _plain(tok: Tokenizer, text: str) -> list[int]:
+    return list(tok.encode(text, add_special_tokens=False).ids)
+
+
+def _row(encoder: WindowedEncoder, text: str) -> list[int]:
+    encoded = encoder.encode([text])
+    ids, mask = encoded.input_ids[0], encoded.attention_mask[0]
+    return [int(i) for i, m in zip(ids, mask, strict=True) if m]
+
+
+def test_short_text_is_encoded_whole(tokenizer: Tokenizer) -> None:
+    encoder = WindowedEncoder(tokenizer, max_tokens=64)
+    text = "Sure! Here is a recipe."
+    assert _row(encoder, text) == list(tokenizer.encode(text).ids)
+
+
+def test_long_text_keeps_head_and_tail_around_the_placeholder(tokenizer: Tokenizer) -> None:
+    encoder = WindowedEncoder(tokenizer, max_tokens=64, head_fraction=0.75)
+    text = REFUSAL + " " + "Step 1: open the file. " * 20 + "As an AI, I must decline."
+    full = list(tokenizer.encode(text).ids)
+    assert len(full) > 64
+    row = _row(encoder, text)
+    assert len(row) == 64
+    placeholder = _plain(tokenizer, f" {PLACEHOLDER} ")
+    body = full[1:-1]
+    room = 64 - 2
+    head = round((room - len(placeholder)) * 0.75)
+    tail = room - len(placeholder) - head
+    assert row == [full[0], *body[:head], *placeholder, *body[-tail:], full[-1]]
+
+
+def test_windows_of_a_huge_text_match_its_start_and_end(tokenizer: Tokenizer) -> None:
+    encoder = WindowedEncoder(tokenizer, max_tokens=48)
+    middle = "the capital of France is Paris. " * 20_000
+    text = REFUSAL + " " + middle + "As an AI, I must decline."
+    row = _row(encoder, text)
+    assert len(row) == 48
+    start = list(tokenizer.encode(REFUSAL + " " + middle[:200]).ids)
+    end = list(tokenizer.encode(middle[-200:] + "As an AI, I must decline.").ids)
+    placeholder = _plain(tokenizer, f" {PLACEHOLDER} ")
+    p = next(i for i in range(len(row)) if row[i : i + len(placeholder)] == placeholder)
+    assert row[:p] == start[:p]
+    assert row[p + len(placeholder) :] == end[len(end) - (len(row) - p - len(placeholder)) :]
+
+
+def test_sparse_tail_window_keeps_all_its_tokens() -> None:
+    """A window with fewer tokens than its share keeps them all (no negative-index slice)."""
+    tok = build_wordpiece_tokenizer()
+    encoder = WindowedEncoder(tok, max_tokens=64)
+    word = "ж" * 70  # an unknown 70-letter word: one [UNK] per word
+    text = " ".join([word] * 40)
+    row = _row(encoder, text)
+    unk = tok.token_to_id("[UNK]")
+    placeholder = _plain(tok, f" {PLACEHOLDER} ")
+    p = next(i for i in range(len(row)) if row[i : i + len(placeholder)] == placeholder)
+    tail = row[p + len(placeholder) : -1]
+    window = _plain(tok, text[-encoder._cut :])  # the characters the tail window tokenizes
+    assert len(window) < encoder._tail  # fewer tokens than the tail's share of the budget
+    assert tail == window == [unk] * len(window)
+    assert len(row) <= 64
+
+
+_TOKENIZERS = (build_wordpiece_tokenizer(), build_bpe_tokenizer())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(max_size=3000),
+    st.integers(min_value=16, max_value=96),
+    st.sampled_from([0.0, 0.5, 0.75, 1.0]),
+)
+def test_encoded_length_never_exceeds_max_tokens(text: str, max_tokens: int, head: float) -> None:
+    for tok in _TOKENIZERS:
+        encoder = WindowedEncoder(tok, max_tokens=max_tokens, head_fraction=head)
+        row = _row(encoder, text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+        assert len(row) <= max_tokens
+
+
+class CountingTokenizer:
+    """Stands in for the encoder's tokenizer and counts the characters it is asked to encode."""
+
+    def __init__(self, inner: Tokenizer) -> None:
+        self.inner = inner
+        self.segments: list[int] = []
+
+    def encode_batch(self, segments: list[str], **kwargs: Any) -> Any:
+        self.segments.extend(len(s) for s in segments)
+        return self.inner.encode_batch(segments, **kwargs)
+
+
+HOSTILE = {
+    "1 MB": "I can't help with that. " + "a" * 1_000_000 + " Sorry.",
+    "1 MB of words": "word " * 200_000,
+    "NUL bytes": "\x00" * 1000 + "I can't\x00 help",
+    "only NUL": "\x00\x00\x00",
+    "lone surrogates": "I can\ud800't help \udfff with that \ud83d",
+    "only emoji": "😀🙈🚀" * 50_000,
+    "one emoji": "🙅",
+    "control and zero-width": "\u200b\u200d\ufeff\x1b[31m no \x7f",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize("which", ["roberta", "bert", "onnx"])
+def test_hostile_outputs_give_a_valid_result_with_bounded_tokenization(
+    which: str, name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
+    backend: Any = scanner.load()
+    counter = CountingTokenizer(backend._encoder._tok)
+    monkeypatch.setattr(backend._encoder, "_tok", counter)
+    output = HOSTILE[name]
+    result = scanner.scan("a prompt \ud800", output)
+    assert result.sanitized is output  # never altered, not even the surrogates
+    assert 0.0 <= result.score <= 1.0
+    assert result.signal is Signal.CLASSIFIER
+    assert result.valid is not result.is_refusal
+    # Two windows at most, each bounded by the token budget: not the megabyte.
+    assert len(counter.segments) <= 2
+    assert sum(counter.segments) <= 2 * backend._encoder._cut
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_outputs_keyword(
+    name: str, keyword_scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    normalise = keyword_module._normalise
+
+    def counting(text: str) -> str:
+        seen.append(len(text))
+        return normalise(text)
+
+    monkeypatch.setattr(keyword_module, "_normalise", counting)
+    output = HOSTILE[name]
+    result = keyword_scanner.scan(None, output)
+    assert result.sanitized is output
+    assert 0.0 <= result.score <= 1.0
+    assert max(seen) <= 2 * keyword_module._WINDOW + 10
+
+
+def test_refusal_at_the_end_of_a_huge_output_is_seen(keyword_scanner: NoRefusalScanner) -> None:
+    output = "Here is some background. " * 40_000 + "I'm sorry, but I can't help with that."
+    assert keyword_scanner.scan("", output).is_refusal
+    assert not keyword_scanner.scan("", "Here is some background. " * 40_000).is_refusal
