@@ -269,6 +269,7 @@ def _validate(
         return Policy.model_validate(expanded)
     except ValidationError as exc:
         problems = [_problem(error, root) for error in exc.errors(include_url=False)]
+        problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise PolicyError(problems, source=source) from None
 
 
@@ -297,16 +298,15 @@ def _problem(error: Any, root: yaml.Node | None) -> Problem:
             return Problem(field, text, line)
     if kind.startswith(("value_error", "assertion_error")) and message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if kind != "missing" and "input" in error and not isinstance(error["input"], (dict, list)):
-        message = f"{message} (got {_short(error['input'])})"
+    shown = _short(error.get("input"))
+    if kind != "missing" and not isinstance(error.get("input"), (dict, list)):
+        message = message if shown in message else f"{message} (got {shown})"
     return Problem(".".join(map(str, loc)), message, _line_of(root, loc, key=False))
 
 
 def _is_union_tag(part: object) -> bool:
     # pydantic adds the union member to a location, e.g. ("allowlist", 0, "str").
-    return isinstance(part, str) and (
-        part in ("str", "AllowPattern") or part.startswith(("constrained-str", "function-"))
-    )
+    return part in ("text", "pattern")
 
 
 def _fields_at(loc: tuple[str | int, ...]) -> list[str]:

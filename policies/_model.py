@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from norefusal import PRESETS, MatchType
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -119,6 +128,18 @@ class AllowPattern(_Strict):
         return value
 
 
+def _allow_kind(value: Any) -> str:
+    return "pattern" if isinstance(value, (dict, AllowPattern)) else "text"
+
+
+# A string is exact text, a mapping a pattern: the discriminator keeps errors to the one meant.
+_AllowEntry = Annotated[
+    Annotated[_Str, Field(min_length=1, max_length=2000), Tag("text")]
+    | Annotated[AllowPattern, Tag("pattern")],
+    Discriminator(_allow_kind),
+]
+
+
 class Policy(_Strict):
     """What to do when an LLM refused, and when the scanner itself fails.
 
@@ -178,7 +199,7 @@ class Policy(_Strict):
         le=1.0,
         description="Fraction of outputs the classifier scans (deterministic per output text).",
     )
-    allowlist: tuple[Annotated[_Str, Field(min_length=1, max_length=2000)] | AllowPattern, ...] = (
+    allowlist: tuple[_AllowEntry, ...] = (
         Field(
             (),
             max_length=200,
