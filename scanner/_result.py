@@ -72,7 +72,7 @@ class ScanResult(tuple[str, bool, float]):
         *,
         score: float,
         threshold: float,
-        signal: Signal = Signal.CLASSIFIER,
+        signal: Signal | str = Signal.CLASSIFIER,
         model: str = "",
         is_refusal: bool | None = None,
         detail: str | None = None,
