@@ -111,6 +111,36 @@ class _StreamState:
         return AIMessageChunk(content=text) if self.is_message else text
 
 
+class _Gate(Iterator[Any]):
+    """The guard's input, which stops yielding once the guard has decided to end the stream.
+
+    LangChain drains a step's input after the step finishes (to trace the whole input); the
+    gate keeps that from reading the rest of a refused answer out of the model.
+    """
+
+    def __init__(self, inner: Iterator[Any]) -> None:
+        self._inner = inner
+        self.closed = False
+
+    def __next__(self) -> Any:
+        if self.closed:
+            raise StopIteration
+        return next(self._inner)
+
+
+class _AsyncGate(AsyncIterator[Any]):
+    """:class:`_Gate` for async streams."""
+
+    def __init__(self, inner: AsyncIterator[Any]) -> None:
+        self._inner = inner
+        self.closed = False
+
+    async def __anext__(self) -> Any:
+        if self.closed:
+            raise StopAsyncIteration
+        return await self._inner.__anext__()
+
+
 def _bad_input(value: object) -> str:
     return (
         f"NoRefusalGuard takes a chat model's message, a string, or a mapping with the output "
@@ -242,15 +272,19 @@ class NoRefusalGuard(Runnable[Any, Any]):
     ) -> Any:
         prompt, text, output = self._split(value)
         child = patch_config(config, callbacks=run_manager.get_child())
+        latest = [output]  # the last answer, for the error's raw_message
 
         def call_again(request: RetryRequest) -> Any:
             self._need_prompt(prompt, "retry")
             assert self._model is not None
-            return self._model.invoke(_with_instruction(prompt, request.instruction), child)
+            retry_input = _with_instruction(prompt, request.instruction)
+            latest.append(self._model.invoke(retry_input, child))
+            return latest[-1]
 
         def call_fallback(request: FallbackRequest) -> Any:
             self._need_prompt(prompt, "fallback")
-            return self._fallback_for(request.model).invoke(prompt, child)
+            latest.append(self._fallback_for(request.model).invoke(prompt, child))
+            return latest[-1]
 
         try:
             outcome = self._guard.run(
@@ -262,7 +296,7 @@ class NoRefusalGuard(Runnable[Any, Any]):
                 replace=_replaced,
             )
         except RefusalDetected as exc:
-            raise _converted(exc, output) from None
+            raise _converted(exc, latest[-1]) from None
         if self._on_outcome is not None:
             self._on_outcome(outcome)
         return outcome.response
@@ -272,15 +306,19 @@ class NoRefusalGuard(Runnable[Any, Any]):
     ) -> Any:
         prompt, text, output = self._split(value)
         child = patch_config(config, callbacks=run_manager.get_child())
+        latest = [output]
 
         async def call_again(request: RetryRequest) -> Any:
             self._need_prompt(prompt, "retry")
             assert self._model is not None
-            return await self._model.ainvoke(_with_instruction(prompt, request.instruction), child)
+            retry_input = _with_instruction(prompt, request.instruction)
+            latest.append(await self._model.ainvoke(retry_input, child))
+            return latest[-1]
 
         async def call_fallback(request: FallbackRequest) -> Any:
             self._need_prompt(prompt, "fallback")
-            return await self._fallback_for(request.model).ainvoke(prompt, child)
+            latest.append(await self._fallback_for(request.model).ainvoke(prompt, child))
+            return latest[-1]
 
         try:
             outcome = await self._guard.arun(
@@ -292,7 +330,7 @@ class NoRefusalGuard(Runnable[Any, Any]):
                 replace=_replaced,
             )
         except RefusalDetected as exc:
-            raise _converted(exc, output) from None
+            raise _converted(exc, latest[-1]) from None
         if self._on_outcome is not None:
             self._on_outcome(outcome)
         return outcome.response
@@ -316,7 +354,10 @@ class NoRefusalGuard(Runnable[Any, Any]):
     def transform(
         self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Any]:
-        yield from self._transform_stream_with_config(input, self._transform, config, **kwargs)
+        gate = _Gate(input)
+        yield from self._transform_stream_with_config(
+            gate, lambda chunks: self._transform(chunks, gate), config, **kwargs
+        )
 
     async def atransform(
         self,
@@ -324,12 +365,13 @@ class NoRefusalGuard(Runnable[Any, Any]):
         config: RunnableConfig | None = None,
         **kwargs: Any | None,
     ) -> AsyncIterator[Any]:
+        gate = _AsyncGate(input)
         async for chunk in self._atransform_stream_with_config(
-            input, self._atransform, config, **kwargs
+            gate, lambda chunks: self._atransform(chunks, gate), config, **kwargs
         ):
             yield chunk
 
-    def _transform(self, chunks: Iterator[Any]) -> Iterator[Any]:
+    def _transform(self, chunks: Iterator[Any], gate: _Gate) -> Iterator[Any]:
         state = _StreamState(self._guard, self._prompt_key, self._output_key)
         for raw in chunks:
             has, chunk = state.output_of(raw)
@@ -348,8 +390,10 @@ class NoRefusalGuard(Runnable[Any, Any]):
                 continue
             action = self._stop(state, found)  # raises under a raising policy
             if action.kind == "replace":
+                gate.closed = True  # stop reading the model: the rest is not needed
+                gate.closed = True
                 yield state.replacement_chunk(action)
-                return  # stop reading the model: the rest of the refusal is not needed
+                return
             yield chunk
         if not state.decided:
             final = state.stream_monitor().finish()
@@ -365,7 +409,7 @@ class NoRefusalGuard(Runnable[Any, Any]):
         except RefusalDetected as exc:
             raise _converted(exc, None) from None
 
-    async def _atransform(self, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _atransform(self, chunks: AsyncIterator[Any], gate: _AsyncGate) -> AsyncIterator[Any]:
         state = _StreamState(self._guard, self._prompt_key, self._output_key)
         async for raw in chunks:
             has, chunk = state.output_of(raw)
@@ -384,6 +428,7 @@ class NoRefusalGuard(Runnable[Any, Any]):
                 continue
             action = await self._astop(state, found)
             if action.kind == "replace":
+                gate.closed = True
                 yield state.replacement_chunk(action)
                 return
             yield chunk
