@@ -63,12 +63,6 @@ def endpoint_of(path: str, body: object, options: Mapping[str, Any]) -> Endpoint
     return endpoint
 
 
-def is_raw(options: Mapping[str, Any]) -> bool:
-    """Whether the call came through ``with_raw_response`` (the client returns the raw object)."""
-    headers = options.get("headers") or {}
-    return isinstance(headers, Mapping) and headers.get(RAW_RESPONSE_HEADER) == "true"
-
-
 # -- prompts ---------------------------------------------------------------------------------
 
 

@@ -147,10 +147,6 @@ class _Call:
         return response
 
 
-def _check_options(policy: Policy | str | None, guard: Guard | None, holdback: int) -> _Settings:
-    return _Settings(policy, guard, holdback)
-
-
 class GuardedOpenAI(OpenAI):
     """:class:`openai.OpenAI` whose generated responses are checked for refusals.
 
@@ -176,7 +172,7 @@ class GuardedOpenAI(OpenAI):
         stream_holdback: int = DEFAULT_STREAM_HOLDBACK,
         **kwargs: Any,
     ) -> None:
-        self._norefusal = _check_options(policy, guard, stream_holdback)
+        self._norefusal = _Settings(policy, guard, stream_holdback)
         super().__init__(**kwargs)
 
     @property
@@ -231,7 +227,7 @@ class GuardedAsyncOpenAI(AsyncOpenAI):
         stream_holdback: int = DEFAULT_STREAM_HOLDBACK,
         **kwargs: Any,
     ) -> None:
-        self._norefusal = _check_options(policy, guard, stream_holdback)
+        self._norefusal = _Settings(policy, guard, stream_holdback)
         super().__init__(**kwargs)
 
     @property
@@ -326,7 +322,7 @@ def guard(
             f"guard() takes an openai.OpenAI or openai.AsyncOpenAI client, not "
             f"{type(client).__name__}."
         )
-    settings = _check_options(policy, guard, stream_holdback)
+    settings = _Settings(policy, guard, stream_holdback)
     cls = type(client)
     if not issubclass(cls, (GuardedOpenAI, GuardedAsyncOpenAI)):
         cls = _guarded_class(cls)

@@ -1,4 +1,4 @@
-"""Recorded-shape OpenAI bodies (JSON and SSE) served to the real client over httpx2.MockTransport."""
+"""Recorded-shape OpenAI bodies (JSON and SSE) served to the real client over MockTransport."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def chat_choice(
     return {"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason}
 
 
-def chat_completion(*choices: dict[str, Any], model: str = "gpt-4o-mini-2024-07-18") -> dict[str, Any]:
+def chat_completion(
+    *choices: dict[str, Any], model: str = "gpt-4o-mini-2024-07-18"
+) -> dict[str, Any]:
     """A ``chat.completion`` body as the API returns it."""
     return {
         "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
@@ -185,7 +187,9 @@ def chat_stream(
     return chunks
 
 
-def responses_stream(text: str, *, size: int = 10, refusal: str | None = None) -> list[dict[str, Any]]:
+def responses_stream(
+    text: str, *, size: int = 10, refusal: str | None = None
+) -> list[dict[str, Any]]:
     """The events of a streamed Responses API answer (text or refusal)."""
     body = response_body(status="in_progress")
     seq = iter(range(1000))
@@ -198,8 +202,13 @@ def responses_stream(text: str, *, size: int = 10, refusal: str | None = None) -
             "type": "response.output_item.added",
             "sequence_number": next(seq),
             "output_index": 0,
-            "item": {"id": item_id, "type": "message", "status": "in_progress",
-                     "role": "assistant", "content": []},
+            "item": {
+                "id": item_id,
+                "type": "message",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            },
         },
         {
             "type": "response.content_part.added",
@@ -212,24 +221,45 @@ def responses_stream(text: str, *, size: int = 10, refusal: str | None = None) -
     ]
     if refusal is not None:
         events += [
-            {"type": "response.refusal.delta", "sequence_number": next(seq), "item_id": item_id,
-             "output_index": 0, "content_index": 0, "delta": p}
+            {
+                "type": "response.refusal.delta",
+                "sequence_number": next(seq),
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": p,
+            }
             for p in pieces(refusal, size)
         ]
     else:
         events += [
-            {"type": "response.output_text.delta", "sequence_number": next(seq),
-             "item_id": item_id, "output_index": 0, "content_index": 0, "delta": p,
-             "logprobs": []}
+            {
+                "type": "response.output_text.delta",
+                "sequence_number": next(seq),
+                "item_id": item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": p,
+                "logprobs": [],
+            }
             for p in pieces(text, size)
         ]
-    item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant",
-            "content": [done_part]}
+    item = {
+        "id": item_id,
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [done_part],
+    }
     final = response_body(done_part)
     final["output"] = [item]
     events += [
-        {"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0,
-         "item": item},
+        {
+            "type": "response.output_item.done",
+            "sequence_number": next(seq),
+            "output_index": 0,
+            "item": item,
+        },
         {"type": "response.completed", "sequence_number": next(seq), "response": final},
     ]
     return events
@@ -302,10 +332,12 @@ class FakeServer:
                 reply.status, headers={"content-type": "text/event-stream"}, stream=body
             )
         if reply.raw is not None:
-            return httpx2.Response(reply.status, content=reply.raw,
-                                   headers={"content-type": "application/json"})
-        return httpx2.Response(reply.status, json=reply.json,
-                               headers={"x-request-id": "req_fake_123"})
+            return httpx2.Response(
+                reply.status, content=reply.raw, headers={"content-type": "application/json"}
+            )
+        return httpx2.Response(
+            reply.status, json=reply.json, headers={"x-request-id": "req_fake_123"}
+        )
 
     def sync_http(self) -> httpx2.Client:
         return httpx2.Client(transport=httpx2.MockTransport(self.handle))
