@@ -273,13 +273,14 @@ def _validate(
         raise PolicyError(problems, source=source) from None
 
 
+_ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")  # <Action.FLAG: 'flag'> -> 'flag'
 _FIELD_PREFIX = re.compile(r"^Value error, ([a-z_]+): (.*)$", re.DOTALL)
 
 
 def _problem(error: Any, root: yaml.Node | None) -> Problem:
     loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
     kind = error["type"]
-    message = str(error["msg"])
+    message = _ENUM_REPR.sub(r"\1", str(error["msg"]))
     if kind == "extra_forbidden":
         name = str(loc[-1]) if loc else "?"
         fields = _fields_at(loc[:-1])

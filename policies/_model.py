@@ -199,13 +199,11 @@ class Policy(_Strict):
         le=1.0,
         description="Fraction of outputs the classifier scans (deterministic per output text).",
     )
-    allowlist: tuple[_AllowEntry, ...] = (
-        Field(
-            (),
-            max_length=200,
-            description="Known guardrail block messages that are not model refusals: exact "
-            "text (surrounding whitespace ignored) or {regex: ...} matching the whole output.",
-        )
+    allowlist: tuple[_AllowEntry, ...] = Field(
+        (),
+        max_length=200,
+        description="Known guardrail block messages that are not model refusals: exact "
+        "text (surrounding whitespace ignored) or {regex: ...} matching the whole output.",
     )
     log_text: _Bool = Field(
         False, description="Put prompt and output text in events and logs (off: never)."

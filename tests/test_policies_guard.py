@@ -137,7 +137,11 @@ def test_n_candidates_without_refusal_pass(scanner: CountingScanner) -> None:
         PROMPT, reply(ANSWER, ANSWER_2, None), candidates=candidates
     )
     assert outcome.action == "pass"
-    assert [r.signal for r in outcome.results] == [Signal.CLASSIFIER, Signal.CLASSIFIER, Signal.EMPTY]
+    assert [r.signal for r in outcome.results] == [
+        Signal.CLASSIFIER,
+        Signal.CLASSIFIER,
+        Signal.EMPTY,
+    ]
 
 
 def test_no_candidates_is_not_a_refusal(scanner: CountingScanner) -> None:
