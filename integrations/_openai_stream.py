@@ -17,13 +17,22 @@ from norefusal.policies import Candidate
 from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.chat_completion_chunk import Choice, ChoiceDelta
-from openai.types.responses import Response, ResponseCompletedEvent
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseIncompleteEvent,
+    ResponseOutputItem,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseRefusalDeltaEvent,
+    ResponseTextDeltaEvent,
+)
 
 from ._openai_request import Endpoint, replace_response
 
 if TYPE_CHECKING:
     from norefusal import ScanResult
-    from norefusal.policies import Guard
+    from norefusal.policies import Guard, GuardMonitor, StreamAction
 
 __all__ = ["GuardedAsyncStream", "GuardedStream", "StreamCore"]
 
@@ -63,13 +72,13 @@ class Emit:
 
 @dataclass(frozen=True)
 class Feed:
-    monitor: Any
+    monitor: GuardMonitor
     delta: str
 
 
 @dataclass(frozen=True)
 class Finish:
-    monitor: Any
+    monitor: GuardMonitor
 
 
 @dataclass(frozen=True)
@@ -122,20 +131,19 @@ class StreamCore:
         self._holdback = holdback
         self._structured = structured
         self._held: list[object] = []
-        self._monitors: dict[int, Any] = {}
+        self._monitors: dict[int, GuardMonitor] = {}
         self._decided: set[int] = set()
         self._signalled: set[int] = set()
-        self._first: object = None
         self._last: object = None
         self._snapshot: Response | None = None
-        self._delivered: dict[int, Any] = {}
+        self._delivered: dict[int, ResponseOutputItem] = {}
         self.verdict: ScanResult | None = None
         self.action: str | None = None
         self.results: dict[int, ScanResult] = {}
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def run(self) -> Generator[Op, object, None]:
+    def run(self) -> Generator[Op, Any, None]:
         """Drive one stream; see the module docstring for the protocol."""
         while True:
             item = yield PULL
@@ -148,53 +156,51 @@ class StreamCore:
                 raise item.error
             self._observe(item)
             self._held.append(item)
-            for key, delta in self._texts(item):
+            for key, delta in _texts(item):
                 if key in self._decided:
                     continue
                 monitor = self._monitors.get(key)
                 if monitor is None:
                     monitor = self._monitors[key] = self.guard.monitor(self.prompt)
-                result = yield Feed(monitor, delta)
+                result: ScanResult | None = yield Feed(monitor, delta)
                 if result is not None and (yield from self._decide(key, result)):
                     return
             for key, candidate in self._signals(item):
                 if key in self._decided or key in self._signalled:
                     continue
                 self._signalled.add(key)
-                checked = yield Check(candidate)
-                if checked.is_refusal and (yield from self._decide(key, checked)):  # type: ignore[attr-defined]
+                checked: ScanResult = yield Check(candidate)
+                if checked.is_refusal and (yield from self._decide(key, checked)):
                     return
             yield from self._release()
         for key, monitor in list(self._monitors.items()):
             if key in self._decided:
                 continue
-            final = yield Finish(monitor)
-            self.results[key] = final  # type: ignore[assignment]
-            if final.is_refusal and (yield from self._decide(key, final)):  # type: ignore[attr-defined]
+            final: ScanResult = yield Finish(monitor)
+            self.results[key] = final
+            if final.is_refusal and (yield from self._decide(key, final)):
                 return
         yield from self._release(everything=True)
 
-    def _decide(self, key: int, result: object) -> Generator[Op, object, bool]:
+    def _decide(self, key: int, result: ScanResult) -> Generator[Op, Any, bool]:
         """Apply the policy to a refusal of output ``key``; true when the stream is over."""
         self._decided.add(key)
-        self.verdict = result  # type: ignore[assignment]
-        self.results[key] = result  # type: ignore[assignment]
+        self.verdict = self.results[key] = result
         self.action = "raise"  # what happened, should the verdict raise
-        action = yield Verdict(self._text(key), result)  # type: ignore[arg-type]
-        self.action = getattr(action, "kind", None)
-        if self.action != "replace":
+        action: StreamAction = yield Verdict(self._text(key), result)
+        self.action = action.kind
+        if action.kind != "replace":
             return False
         yield CLOSE
-        replacement = getattr(action, "replacement", None) or ""
         kept = [i for i in self._held if getattr(i, "type", None) in _LIFECYCLE]
         self._held.clear()
         for item in kept:
             self._deliver(item)
             yield Emit(item)
-        yield Emit(self._synthetic(key, replacement))
+        yield Emit(self._synthetic(key, action.replacement or ""))
         return True
 
-    def _release(self, *, everything: bool = False) -> Generator[Op, object, None]:
+    def _release(self, *, everything: bool = False) -> Generator[Op, Any, None]:
         if not everything and any(
             monitor.cleared < self._holdback
             for key, monitor in self._monitors.items()
@@ -209,87 +215,55 @@ class StreamCore:
     # -- reading chunks ----------------------------------------------------------------------
 
     def _observe(self, item: object) -> None:
-        if self._first is None:
-            self._first = item
         self._last = item
         response = getattr(item, "response", None)
         if isinstance(response, Response):
             self._snapshot = response
-
-    def _texts(self, item: object) -> list[tuple[int, str]]:
-        if isinstance(item, ChatCompletionChunk):
-            return [(c.index, c.delta.content) for c in item.choices if c.delta.content]
-        if getattr(item, "type", None) == "response.output_text.delta":
-            return [(item.output_index, item.delta)]  # type: ignore[attr-defined]
-        return []
 
     def _signals(self, item: object) -> list[tuple[int, Candidate]]:
         found: list[tuple[int, Candidate]] = []
         if isinstance(item, ChatCompletionChunk):
             for c in item.choices:
                 if c.delta.refusal:
-                    found.append(
-                        (
-                            c.index,
-                            Candidate(
-                                c.delta.refusal, refusal=c.delta.refusal, detail="delta.refusal"
-                            ),
-                        )
-                    )
+                    refusal = c.delta.refusal
+                    candidate = Candidate(refusal, refusal=refusal, detail="delta.refusal")
+                    found.append((c.index, candidate))
                 elif c.finish_reason == "content_filter":
-                    found.append(
-                        (
-                            c.index,
-                            Candidate(
-                                self._text(c.index),
-                                refusal="content_filter",
-                                detail="finish_reason=content_filter",
-                            ),
-                        )
+                    candidate = Candidate(
+                        self._text(c.index),
+                        refusal="content_filter",
+                        detail="finish_reason=content_filter",
                     )
-            return found
-        kind = getattr(item, "type", None)
-        if kind == "response.refusal.delta":
-            delta: str = item.delta  # type: ignore[attr-defined]
-            found.append(
-                (
-                    item.output_index,  # type: ignore[attr-defined]
-                    Candidate(delta, refusal=delta, detail="refusal content item"),
-                )
-            )
-        elif kind == "response.incomplete":
-            details = item.response.incomplete_details  # type: ignore[attr-defined]
+                    found.append((c.index, candidate))
+        elif isinstance(item, ResponseRefusalDeltaEvent):
+            candidate = Candidate(item.delta, refusal=item.delta, detail="refusal content item")
+            found.append((item.output_index, candidate))
+        elif isinstance(item, ResponseIncompleteEvent):
+            details = item.response.incomplete_details
             if details is not None and details.reason == "content_filter":
-                found.append(
-                    (
-                        _WHOLE,
-                        Candidate(
-                            self._all_text(),
-                            refusal="content_filter",
-                            detail="incomplete_details.reason=content_filter",
-                        ),
-                    )
+                candidate = Candidate(
+                    self._all_text(),
+                    refusal="content_filter",
+                    detail="incomplete_details.reason=content_filter",
                 )
+                found.append((_WHOLE, candidate))
         return found
 
     def _text(self, key: int) -> str:
         monitor = self._monitors.get(key)
         if monitor is None:
             return self._all_text() if key == _WHOLE else ""
-        return str(monitor.text)
+        return monitor.text
 
     def _all_text(self) -> str:
-        return "".join(str(m.text) for _, m in sorted(self._monitors.items()))
+        return "".join(m.text for _, m in sorted(self._monitors.items()))
 
     # -- building chunks ---------------------------------------------------------------------
 
     def _deliver(self, item: object) -> None:
         """Remember the Responses API output items the consumer has been told about."""
-        if getattr(item, "type", None) in (
-            "response.output_item.added",
-            "response.output_item.done",
-        ):
-            self._delivered[item.output_index] = item.item  # type: ignore[attr-defined]
+        if isinstance(item, (ResponseOutputItemAddedEvent, ResponseOutputItemDoneEvent)):
+            self._delivered[item.output_index] = item.item
 
     def _synthetic(self, key: int, replacement: str) -> object:
         if self._endpoint is Endpoint.CHAT:
@@ -319,12 +293,21 @@ class StreamCore:
         base.status = "completed"
         base.incomplete_details = None
         final = replace_response(base, [0], replacement, structured=self._structured)
-        sequence = getattr(self._last, "sequence_number", 0) + 1
+        assert isinstance(final, Response)
         return ResponseCompletedEvent(
             type="response.completed",
-            sequence_number=sequence,
-            response=final,  # type: ignore[arg-type]
+            sequence_number=getattr(self._last, "sequence_number", 0) + 1,
+            response=final,
         )
+
+
+def _texts(item: object) -> list[tuple[int, str]]:
+    """The text deltas in a chunk or event, by choice or output index."""
+    if isinstance(item, ChatCompletionChunk):
+        return [(c.index, c.delta.content) for c in item.choices if c.delta.content]
+    if isinstance(item, ResponseTextDeltaEvent) and item.delta:
+        return [(item.output_index, item.delta)]
+    return []
 
 
 # -- drivers ----------------------------------------------------------------------------------
