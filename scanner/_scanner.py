@@ -23,6 +23,11 @@ __all__ = ["NoRefusalScanner"]
 DEFAULT_BATCH_SIZE = 32
 
 
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+
 class NoRefusalScanner:
     """Detects whether an LLM output is a refusal.
 
@@ -77,8 +82,7 @@ class NoRefusalScanner:
             ) from None
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 16):
             raise ConfigurationError(f"max_tokens must be an integer >= 16, got {max_tokens!r}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        _check_batch_size(batch_size)
         self._resolved: ResolvedModel = resolve_model(
             model, backend=backend, max_tokens=max_tokens, device=device
         )
@@ -151,7 +155,11 @@ class NoRefusalScanner:
             for piece in pieces:
                 texts.append(format_input(prompt, piece, self._resolved.input_format))
                 owners.append(i)
-        scores = self._predict(texts, batch_size or self._batch_size)
+        if batch_size is None:
+            batch_size = self._batch_size
+        else:  # 0 used to mean the default and a negative size scored nothing (garbage scores)
+            _check_batch_size(batch_size)
+        scores = self._predict(texts, batch_size)
         best = np.full(len(checked), -1.0)
         np.maximum.at(best, np.asarray(owners, dtype=np.intp), scores)
         return [
