@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias, TypeVar
 
-from norefusal import ConfigurationError, RefusalDetected, ScanResult, Signal
+from norefusal import ConfigurationError, ModelLoadError, RefusalDetected, ScanResult, Signal
 
 from ._events import DecisionEvent, Metrics
 from ._model import Action, AllowPattern, OnError, Policy
@@ -315,6 +315,10 @@ def check_flow(
         texts = tuple(candidates[i].text or "" for i in pending)
         scored = yield Classify(prompt, texts, ctx.policy.timeout_s)
         for i, text, got in zip(pending, texts, scored, strict=True):
+            if isinstance(got, (ConfigurationError, ModelLoadError)):
+                # Misconfiguration (a missing model or extra) is not a transient failure for
+                # on_error to hide: it fails every call, loudly, until fixed.
+                raise got
             found[i] = got if isinstance(got, ScanResult) else error_result(ctx, text, got)
     results = tuple(r for r in found if r is not None)
     if count:

@@ -9,6 +9,7 @@ replaced by an environment variable in exactly these string fields: ``scanner.mo
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -153,27 +154,34 @@ def _field_at(node: yaml.Node, index: int, path: tuple[str, ...] = ()) -> str:
     return ".".join(path)
 
 
-def _find_duplicate(node: yaml.Node, path: tuple[str, ...]) -> Problem | None:
+def _find_duplicate(
+    node: yaml.Node, path: tuple[str, ...], seen_nodes: set[int] | None = None
+) -> Problem | None:
+    """A key given twice, or a YAML alias (a node reached twice), as a problem."""
+    seen_nodes = {id(node)} if seen_nodes is None else seen_nodes
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                field = ".".join((*path, name))
-                return Problem(
-                    field,
-                    "given twice; YAML would silently keep only the last one. Remove one.",
-                    key.start_mark.line + 1,
-                )
-            seen.add(name)
-            found = _find_duplicate(value, (*path, name))
-            if found is not None:
-                return found
+        children = [((*path, str(k.value)), k, v) for k, v in node.value]
     elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found = _find_duplicate(item, (*path, str(i)))
-            if found is not None:
-                return found
+        children = [((*path, str(i)), item, item) for i, item in enumerate(node.value)]
+    else:
+        return None
+    keys: set[str] = set()
+    for child_path, where, child in children:
+        field = ".".join(child_path)
+        line = where.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            if child_path[-1] in keys:
+                message = "given twice; YAML would silently keep only the last one. Remove one."
+                return Problem(field, message, line)
+            keys.add(child_path[-1])
+        if id(child) in seen_nodes:
+            # Aliases would let a small file expand into a huge policy ("billion laughs").
+            message = "YAML anchors and aliases are not supported in policies; write it out."
+            return Problem(field, message, line)
+        seen_nodes.add(id(child))
+        found = _find_duplicate(child, child_path, seen_nodes)
+        if found is not None:
+            return found
     return None
 
 
@@ -358,8 +366,9 @@ def policy_from_file(
     return policy_from_yaml(text, source=str(file), env=env)
 
 
+@functools.cache
 def builtin_policy(name: str) -> Policy:
-    """One of :data:`BUILTIN_POLICIES`, loaded from the file shipped in the package."""
+    """One of :data:`BUILTIN_POLICIES`, loaded once from the file shipped in the package."""
     if name not in BUILTIN_POLICIES:
         close = difflib.get_close_matches(str(name), BUILTIN_POLICIES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -69,26 +69,27 @@ class ScannerSettings(_Strict):
     """How the policy builds its :class:`~norefusal.NoRefusalScanner` (when none is injected)."""
 
     model: _Str = Field(
-        "default",
+        default="default",
         min_length=1,
         max_length=500,
         description="A preset (default, protectai, agentlans, keyword, norefusal-light), a "
         "Hugging Face id (owner/name) or a local model directory. Accepts ${ENV_VAR}.",
     )
     backend: Literal["onnx", "transformers", "keyword"] | None = Field(
-        None, description="The inference backend; defaults to the model's own."
+        default=None, description="The inference backend; defaults to the model's own."
     )
     threshold: _Float | None = Field(
-        None,
+        default=None,
         gt=0.0,
         lt=1.0,
         description="Scores above it are refusals; defaults to the model's calibrated threshold.",
     )
     match: MatchType = Field(
-        MatchType.FULL, description="full: one window per output; sentence: max over sentences."
+        default=MatchType.FULL,
+        description="full: one window per output; sentence: max over sentences.",
     )
     max_tokens: _Int | None = Field(
-        None, ge=16, le=8192, description="Cap on tokens per classifier input."
+        default=None, ge=16, le=8192, description="Cap on tokens per classifier input."
     )
 
     @field_validator("model")
@@ -149,64 +150,67 @@ class Policy(_Strict):
     """
 
     name: _Str = Field(
-        "custom",
+        default="custom",
         min_length=1,
         max_length=100,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="Identifies the policy in events, logs and errors.",
     )
-    description: _Str = Field("", max_length=2000, description="Free text for humans.")
-    scanner: ScannerSettings = Field(default_factory=ScannerSettings)  # type: ignore[arg-type]
-    action: Action = Field(Action.FLAG, description="What to do on a refusal.")
+    description: _Str = Field(default="", max_length=2000, description="Free text for humans.")
+    scanner: ScannerSettings = Field(default_factory=ScannerSettings)
+    action: Action = Field(default=Action.FLAG, description="What to do on a refusal.")
     replacement: _Str | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=10000,
         description="The message returned instead of a refusal (replace, or a final_action of "
         "replace). Accepts ${ENV_VAR}.",
     )
     retries: _Int = Field(
-        0,
+        default=0,
         ge=0,
         le=10,
         description="How many times action 'retry' asks the same model again (1 when not given).",
     )
     retry_instruction: _Str | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=4000,
         description="An instruction added to the conversation for each retry. Accepts ${ENV_VAR}.",
     )
     fallback_model: _Str | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=200,
         description="The model that fallback asks (after the retries, for retry). "
         "Accepts ${ENV_VAR}.",
     )
     final_action: _FinalAction = Field(
-        Action.FLAG, description="What to do when retries and fallback also refused."
+        default=Action.FLAG, description="What to do when retries and fallback also refused."
     )
     on_error: OnError = Field(
-        OnError.ALLOW, description="When the scanner raises or exceeds timeout_s."
+        default=OnError.ALLOW, description="When the scanner raises or exceeds timeout_s."
     )
     timeout_s: _Float = Field(
-        5.0, gt=0.0, le=600.0, description="Longest a caller waits for one check, in seconds."
+        default=5.0,
+        gt=0.0,
+        le=600.0,
+        description="Longest a caller waits for one check, in seconds.",
     )
     sample_rate: _Float = Field(
-        1.0,
+        default=1.0,
         ge=0.0,
         le=1.0,
         description="Fraction of outputs the classifier scans (deterministic per output text).",
     )
     allowlist: tuple[_AllowEntry, ...] = Field(
-        (),
+        default=(),
         max_length=200,
         description="Known guardrail block messages that are not model refusals: exact "
         "text (surrounding whitespace ignored) or {regex: ...} matching the whole output.",
     )
     log_text: _Bool = Field(
-        False, description="Put prompt and output text in events and logs (off: never)."
+        default=False, description="Put prompt and output text in events and logs (off: never)."
     )
 
     @model_validator(mode="before")

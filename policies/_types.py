@@ -43,6 +43,15 @@ class Candidate:
     refusal: str | None = None
     detail: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("text", "refusal", "detail"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"Candidate.{name} must be a str or None, got {type(value).__name__}; "
+                    "extract the text (e.g. join content blocks) before checking it."
+                )
+
 
 @dataclass(frozen=True)
 class RetryRequest:

@@ -459,6 +459,23 @@ def test_a_released_pool_scans_again(hanging: HangingScanner, scanner: CountingS
     assert Guard(scanner=scanner).check(PROMPT, Candidate(REFUSAL)).signal is Signal.CLASSIFIER
 
 
+def test_a_missing_model_is_raised_not_hidden_by_on_error() -> None:
+    class Unloadable:
+        def scan(self, prompt: str | None, output: str | None) -> Any:
+            raise ModelLoadError("The embedded model is missing.")
+
+    guard = Guard(policy(on_error="allow"), scanner=Unloadable())
+    with pytest.raises(ModelLoadError, match="missing"):
+        guard.check(PROMPT, Candidate(ANSWER))
+
+
+def test_candidate_fields_must_be_text() -> None:
+    with pytest.raises(TypeError, match=r"Candidate\.text must be a str"):
+        Candidate([{"type": "text", "text": "hi"}])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Candidate\.refusal"):
+        Candidate(None, refusal=True)  # type: ignore[arg-type]
+
+
 # -- the scanner is built lazily ------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ def test_enums_accept_their_string_values() -> None:
 def test_policies_are_immutable() -> None:
     policy = Policy()
     with pytest.raises(ValidationError):
-        policy.action = Action.RAISE  # type: ignore[misc]
+        policy.action = Action.RAISE
 
 
 @pytest.mark.parametrize(
@@ -206,6 +206,20 @@ def test_duplicate_keys_are_errors_not_silently_overwritten() -> None:
     (problem,) = info.value.problems
     assert (problem.field, problem.line) == ("action", 3)
     assert "twice" in problem.message
+
+
+def test_yaml_aliases_are_rejected_before_they_can_expand() -> None:
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{k}: &{k} [{', '.join([f'*{p}'] * 9)}]\n"
+        for p, k in zip("abcdefg", "bcdefgh", strict=True)
+    )
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml(laughs + "allowlist: [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n")
+    assert "aliases are not supported" in str(info.value)
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml("name: &n x\ndescription: *n\n")
+    (problem,) = info.value.problems
+    assert (problem.field, problem.line) == ("description", 2)
 
 
 def test_invalid_yaml_names_the_line() -> None:
