@@ -24,6 +24,7 @@ __all__ = [
     "fallback_body",
     "replace_response",
     "retry_body",
+    "str_field",
     "wants_structured_output",
 ]
 
@@ -132,15 +133,22 @@ def parsed_of(response: object) -> object:
     return response
 
 
+def str_field(obj: object, name: str) -> str | None:
+    """``obj.name`` when it is a string; the client builds models without validation, so a
+    malformed body can lack a field or hold another type, and that must not break the guard."""
+    value = getattr(obj, name, None)
+    return value if isinstance(value, str) else None
+
+
 def _chat_candidates(completion: ChatCompletion) -> list[Candidate]:
     found: list[Candidate] = []
-    for choice in completion.choices or []:
-        message = choice.message
-        content = getattr(message, "content", None)
-        refusal = getattr(message, "refusal", None)
+    for choice in getattr(completion, "choices", None) or []:
+        message = getattr(choice, "message", None)
+        content = str_field(message, "content")
+        refusal = str_field(message, "refusal")
         if refusal:
             found.append(Candidate(content or refusal, refusal=refusal, detail="message.refusal"))
-        elif choice.finish_reason == "content_filter":
+        elif str_field(choice, "finish_reason") == "content_filter":
             found.append(
                 Candidate(content, refusal="content_filter", detail="finish_reason=content_filter")
             )
@@ -153,20 +161,21 @@ def response_candidate(response: Response) -> Candidate:
     """One candidate for a Responses API response: its text, or the refusal that stands for it."""
     texts: list[str] = []
     refusals: list[str] = []
-    for item in response.output or []:
-        if item.type != "message":
+    for item in getattr(response, "output", None) or []:
+        if str_field(item, "type") != "message":
             continue
-        for part in item.content:
-            if part.type == "output_text":
-                texts.append(part.text)
-            elif part.type == "refusal":
-                refusals.append(part.refusal)
+        for part in getattr(item, "content", None) or []:
+            kind = str_field(part, "type")
+            if kind == "output_text":
+                texts.append(str_field(part, "text") or "")
+            elif kind == "refusal":
+                refusals.append(str_field(part, "refusal") or "")
     text = "".join(texts)
-    if refusals:
-        refusal = "\n".join(refusals)
+    if any(refusals):
+        refusal = "\n".join(r for r in refusals if r)
         return Candidate(text or refusal, refusal=refusal, detail="refusal content item")
-    details = response.incomplete_details
-    if details is not None and details.reason == "content_filter":
+    details = getattr(response, "incomplete_details", None)
+    if str_field(details, "reason") == "content_filter":
         return Candidate(
             text, refusal="content_filter", detail="incomplete_details.reason=content_filter"
         )

@@ -28,7 +28,7 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from ._openai_request import Endpoint, replace_response
+from ._openai_request import Endpoint, replace_response, str_field
 
 if TYPE_CHECKING:
     from norefusal import ScanResult
@@ -223,24 +223,26 @@ class StreamCore:
     def _signals(self, item: object) -> list[tuple[int, Candidate]]:
         found: list[tuple[int, Candidate]] = []
         if isinstance(item, ChatCompletionChunk):
-            for c in item.choices:
-                if c.delta.refusal:
-                    refusal = c.delta.refusal
+            for index, choice in _choices(item):
+                refusal = str_field(getattr(choice, "delta", None), "refusal")
+                if refusal:
                     candidate = Candidate(refusal, refusal=refusal, detail="delta.refusal")
-                    found.append((c.index, candidate))
-                elif c.finish_reason == "content_filter":
+                    found.append((index, candidate))
+                elif str_field(choice, "finish_reason") == "content_filter":
                     candidate = Candidate(
-                        self._text(c.index),
+                        self._text(index),
                         refusal="content_filter",
                         detail="finish_reason=content_filter",
                     )
-                    found.append((c.index, candidate))
+                    found.append((index, candidate))
         elif isinstance(item, ResponseRefusalDeltaEvent):
-            candidate = Candidate(item.delta, refusal=item.delta, detail="refusal content item")
-            found.append((item.output_index, candidate))
+            delta = str_field(item, "delta")
+            if delta and isinstance(item.output_index, int):
+                candidate = Candidate(delta, refusal=delta, detail="refusal content item")
+                found.append((item.output_index, candidate))
         elif isinstance(item, ResponseIncompleteEvent):
-            details = item.response.incomplete_details
-            if details is not None and details.reason == "content_filter":
+            details = getattr(getattr(item, "response", None), "incomplete_details", None)
+            if str_field(details, "reason") == "content_filter":
                 candidate = Candidate(
                     self._all_text(),
                     refusal="content_filter",
@@ -273,10 +275,11 @@ class StreamCore:
                 if self._structured
                 else ChoiceDelta(role="assistant", content=replacement)
             )
+            created = getattr(template, "created", None)
             return ChatCompletionChunk(
-                id=template.id if template else "chatcmpl-norefusal",
-                created=template.created if template else int(time.time()),
-                model=template.model if template else "",
+                id=str_field(template, "id") or "chatcmpl-norefusal",
+                created=created if isinstance(created, int) else int(time.time()),
+                model=str_field(template, "model") or "",
                 object="chat.completion.chunk",
                 choices=[Choice(index=max(key, 0), delta=delta, finish_reason="stop")],
             )
@@ -301,12 +304,25 @@ class StreamCore:
         )
 
 
+def _choices(chunk: ChatCompletionChunk) -> list[tuple[int, object]]:
+    """The choices of a chunk with their indices; malformed ones (no int index) are skipped."""
+    found: list[tuple[int, object]] = []
+    for choice in getattr(chunk, "choices", None) or []:
+        index = getattr(choice, "index", None)
+        if isinstance(index, int) and index >= 0:
+            found.append((index, choice))
+    return found
+
+
 def _texts(item: object) -> list[tuple[int, str]]:
     """The text deltas in a chunk or event, by choice or output index."""
     if isinstance(item, ChatCompletionChunk):
-        return [(c.index, c.delta.content) for c in item.choices if c.delta.content]
-    if isinstance(item, ResponseTextDeltaEvent) and item.delta:
-        return [(item.output_index, item.delta)]
+        found = [(i, str_field(getattr(c, "delta", None), "content")) for i, c in _choices(item)]
+        return [(i, text) for i, text in found if text]
+    if isinstance(item, ResponseTextDeltaEvent):
+        delta = str_field(item, "delta")
+        if delta and isinstance(item.output_index, int):
+            return [(item.output_index, delta)]
     return []
 
 

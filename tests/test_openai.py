@@ -501,3 +501,62 @@ def test_options_are_validated() -> None:
 def test_the_network_is_out_of_reach() -> None:
     with httpx2.Client() as http, pytest.raises(AssertionError, match="network"):
         http.get("http://example.com/")
+
+
+async def test_malformed_choice_under_flag_passes_through_without_our_own_error(kind: str) -> None:
+    body = chat_completion({"index": 0, "finish_reason": "stop"}, chat_choice(ANSWER, index=1))
+    body["choices"][0]["message"] = {"role": "assistant", "content": ["not", "a", "string"]}
+    server = FakeServer().add(json=body)
+    client = new_client(server, kind, guard=make_guard("flag"))
+    completion = await chat(client, n=2)
+    assert completion.choices[1].message.content == ANSWER
+    assert scanner_of(client).scanned == [ANSWER]
+
+
+async def test_responses_tool_call_only_is_not_a_refusal(kind: str) -> None:
+    call = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+        "status": "completed",
+    }
+    server = FakeServer().add(json=response_body(extra_output=[call]))
+    client = new_client(server, kind, guard=make_guard("raise"))
+    response = await done(client.responses.create(model="gpt-4o", input="Weather?"))
+    assert response.output[0].name == "get_weather"
+    assert scanner_of(client).scanned == []
+
+
+async def test_responses_parse_refusal(kind: str) -> None:
+    server = FakeServer().add(json=response_body(output_refusal(REFUSAL)))
+    client = new_client(server, kind, guard=make_guard("raise"))
+    with pytest.raises(RefusalDetected) as caught:
+        await done(client.responses.parse(model="gpt-4o", input="Hi", text_format=Verdict))
+    assert caught.value.result.signal is Signal.PROVIDER
+
+
+async def test_builtin_policy_by_name(kind: str) -> None:
+    client = new_client(FakeServer(), kind, policy="strict")
+    assert client.guard.policy.name == "strict"
+    assert client.with_options(timeout=1.0).guard is client.guard
+
+
+async def test_guard_on_azure_client_keeps_its_class_and_routes(kind: str) -> None:
+    server = FakeServer().add(json=chat_completion(chat_choice(REFUSAL)))
+    cls = openai.AzureOpenAI if kind == "sync" else openai.AsyncAzureOpenAI
+    http = server.sync_http() if kind == "sync" else server.async_http()
+    azure = cls(
+        api_key="k",
+        api_version="2024-10-21",
+        azure_endpoint="http://testserver",
+        http_client=http,
+        max_retries=0,
+    )
+    guarded = guard(azure, guard=make_guard("raise"))
+    assert isinstance(guarded, cls)
+    assert type(guarded.with_options(timeout=2.0)) is type(guarded)
+    with pytest.raises(RefusalDetected):
+        await chat(guarded, model="my-deployment")
+    assert server.requests[0]["path"] == "/openai/deployments/my-deployment/chat/completions"

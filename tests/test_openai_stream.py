@@ -471,3 +471,21 @@ async def test_retry_policy_on_a_stream_applies_its_final_action(kind: str) -> N
     _, error = await drain(await chat_stream_call(client))
     assert isinstance(error, RefusalDetected)
     assert len(server.requests) == 1  # a stream already returned is never restarted
+
+
+async def test_malformed_chunk_under_flag_passes_through(kind: str) -> None:
+    events = chat_stream(ANSWER, size=20)
+    odd = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"finish_reason": None}, {"index": 0}],
+    }
+    events.insert(2, odd)
+    server = FakeServer().add(sse=sse(events))
+    client = new_client(server, kind, guard=make_guard("flag"))
+    got, error = await drain(await chat_stream_call(client))
+    assert error is None
+    assert dicts(got) == events
+    assert scanner_of(client).scanned[-1] == ANSWER
