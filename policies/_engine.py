@@ -137,10 +137,22 @@ def _verdict(
     )
 
 
-def precheck(ctx: Context, candidate: Candidate) -> ScanResult | None:
+def sampled_in(ctx: Context, text: str) -> bool:
+    """Whether sampling lets the classifier scan ``text``."""
+    rate = ctx.policy.sample_rate
+    return rate >= 1.0 or ctx.sampler(text) < rate
+
+
+def skipped(ctx: Context, text: str) -> ScanResult:
+    """The verdict on a text that sampling left unscanned: not a refusal."""
+    return _verdict(ctx, text, Signal.SKIPPED, refusal=False, detail="sampled out")
+
+
+def precheck(ctx: Context, candidate: Candidate, *, sample: bool = True) -> ScanResult | None:
     """Decide ``candidate`` without the classifier where possible; ``None`` means: classify it.
 
-    Order: a provider refusal (unless allow-listed), empty text, the allow-list, sampling.
+    Order: a provider refusal (unless allow-listed), empty text, the allow-list, sampling
+    (unless ``sample`` is false: the caller sampled already).
     """
     policy = ctx.policy
     text = candidate.text or ""
@@ -155,8 +167,8 @@ def precheck(ctx: Context, candidate: Candidate) -> ScanResult | None:
         return _verdict(ctx, text, Signal.EMPTY, refusal=False)
     if allowlisted(policy, text):
         return _verdict(ctx, text, Signal.ALLOWLIST, refusal=False)
-    if policy.sample_rate < 1.0 and not ctx.sampler(text) < policy.sample_rate:
-        return _verdict(ctx, text, Signal.SKIPPED, refusal=False, detail="sampled out")
+    if sample and not sampled_in(ctx, text):
+        return skipped(ctx, text)
     return None
 
 
@@ -306,10 +318,15 @@ def count_results(metrics: Metrics, results: Sequence[ScanResult]) -> None:
 
 
 def check_flow(
-    ctx: Context, prompt: str, candidates: Sequence[Candidate], *, count: bool = True
+    ctx: Context,
+    prompt: str,
+    candidates: Sequence[Candidate],
+    *,
+    count: bool = True,
+    sample: bool = True,
 ) -> Generator[Effect, Any, tuple[ScanResult, ...]]:
     """Check every candidate: prechecks here, the classifier through a :class:`Classify`."""
-    found = [precheck(ctx, c) for c in candidates]
+    found = [precheck(ctx, c, sample=sample) for c in candidates]
     pending = [i for i, r in enumerate(found) if r is None]
     if pending:
         texts = tuple(candidates[i].text or "" for i in pending)

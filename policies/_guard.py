@@ -71,7 +71,8 @@ class Guard:
     Args:
         policy: a :class:`Policy`, the name of a built-in one, or ``None`` for ``"monitor"``.
         scanner: the scanner to use (a :class:`~norefusal.NoRefusalScanner`, or any object
-            with the same ``scan(prompt, output)``); built from the policy when ``None``.
+            with the same ``scan(prompt, output)``), instead of building one from
+            ``policy.scanner`` (whose settings are then unused).
         on_decision: called with every :class:`DecisionEvent`; sync or async. An exception it
             raises is logged and never changes the decision.
         sampler: maps an output text to a number in [0, 1); the text is scanned when it is

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from norefusal._stream import DEFAULT_CHECKPOINTS
 
-from ._engine import Effect, check_flow, could_become_allowlisted
+from ._engine import Effect, check_flow, could_become_allowlisted, sampled_in, skipped
 from ._types import Candidate
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ class GuardMonitor:
     The text so far is checked when it first reaches each checkpoint, and once more, whole, by
     :meth:`finish`; each check is a :meth:`Guard.check` without its event (allow-list,
     sampling, ``timeout_s`` and ``on_error`` apply). Pass a verdict to
-    :meth:`Guard.stream_verdict` to decide and record. While the text could still grow into an
-    exact allow-listed message, no refusal verdict is returned before :meth:`finish`.
+    :meth:`Guard.stream_verdict` to decide and record. Sampling picks whole streams: the text
+    at the first check decides whether this stream is scanned at all. While the text could
+    still grow into an exact allow-listed message, no refusal verdict is returned before
+    :meth:`finish` (regex entries apply to each text checked as it stands).
     :meth:`afeed` and :meth:`afinish` are the async twins.
 
     Attributes:
@@ -47,6 +49,7 @@ class GuardMonitor:
         self._length = 0
         self._next = 0
         self._final: ScanResult | None = None
+        self._sampled: bool | None = None  # decided once per stream, at its first check
         self.verdict: ScanResult | None = None
         self.cleared = 0
         self.scans = 0
@@ -102,9 +105,16 @@ class GuardMonitor:
         return self._final
 
     def _check(self) -> Generator[Effect, Any, ScanResult]:
-        self.scans += 1
         ctx = self._guard._context()
-        (result,) = yield from check_flow(ctx, self._prompt, [Candidate(self.text)], count=False)
+        text = self.text
+        if self._sampled is None and text.strip():
+            # Sample the stream, not each checkpoint: its first text decides for all of it.
+            self._sampled = sampled_in(ctx, text)
+        if self._sampled is False:
+            return skipped(ctx, text)
+        self.scans += 1
+        candidate = [Candidate(text)]
+        (result,) = yield from check_flow(ctx, self._prompt, candidate, count=False, sample=False)
         return result
 
     def feed(self, delta: str | None) -> ScanResult | None:

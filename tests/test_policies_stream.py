@@ -78,6 +78,26 @@ async def test_async_monitor_matches_the_sync_one() -> None:
     assert sync.scans == asynchronous.scans
 
 
+def test_monitor_samples_whole_streams() -> None:
+    scanner = CountingScanner()
+    skipped = Guard(policy(sample_rate=0.0), scanner=scanner).monitor(PROMPT)
+    assert feed_all(skipped, LONG_REFUSAL) == []
+    assert skipped.finish().signal is Signal.SKIPPED
+    assert scanner.calls == 0
+    # Only the stream's first text is sampled; later checkpoints follow it.
+    seen: list[str] = []
+
+    def sampler(text: str) -> float:
+        seen.append(text)
+        return 0.1
+
+    kept = Guard(policy(sample_rate=0.5), scanner=scanner, sampler=sampler).monitor(PROMPT)
+    assert feed_all(kept, LONG_ANSWER) == []
+    assert kept.finish().signal is Signal.CLASSIFIER
+    assert len(seen) == 1
+    assert scanner.calls == kept.scans >= 3
+
+
 def test_monitor_does_not_flag_an_allowlisted_message_while_it_streams() -> None:
     guard = Guard(policy(action="raise", allowlist=[BLOCK_MESSAGE]), scanner=CountingScanner())
     monitor = guard.monitor(PROMPT)
