@@ -350,3 +350,12 @@ def test_cli_show_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["validate"]) == 2
     assert main(["--help"]) == 0
+
+
+def test_the_readme_example_is_a_valid_policy() -> None:
+    readme = (POLICIES_DIR / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    policy = Policy.from_yaml(block, env={})
+    assert policy.name == "support-bot"
+    assert policy.fallback_model == "gpt-4o-mini"
+    assert len(policy.allowlist) == 2
