@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from norefusal._bench import main
 from norefusal._bench_inputs import CHARS_PER_TOKEN, load_inputs
 from norefusal._bench_measure import BASELINE_NAME, run_baseline
@@ -162,7 +161,7 @@ def test_inputs_are_seeded_and_mixed(data: Path) -> None:
         for k, text in a.lengths.items()
     )
     assert all(len(d) <= 50 for d in a.deltas)
-    assert "".join(a.deltas) and len("".join(a.deltas)) <= 500 * CHARS_PER_TOKEN
+    assert 0 < len("".join(a.deltas)) <= 500 * CHARS_PER_TOKEN
 
 
 def test_inputs_errors(tmp_path: Path, data: Path) -> None:
@@ -179,8 +178,10 @@ def test_inputs_errors(tmp_path: Path, data: Path) -> None:
 def run_bench(data: Path, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     out = tmp_path / "bench.json"
     code = main(
-        ["--quick", "--data", str(data), "--model", "keyword", "--compare", ""]
-        + ["--cache", str(tmp_path / "cache"), "--json", str(out), *extra]
+        [
+            *("--quick", "--data", str(data), "--model", "keyword", "--compare", ""),
+            *("--cache", str(tmp_path / "cache"), "--json", str(out), *extra),
+        ]
     )
     return code, json.loads(out.read_text()) if out.exists() else {}
 
@@ -203,7 +204,8 @@ def test_no_baseline_prints_reason_and_no_ratio(
     assert summary["name"] == "norefusal keyword (keyword)"
     assert summary["scans"] == 12
     assert summary["stream_scans"] >= 1
-    assert summary["peak_rss_mb"] > 0 and summary["cold_start_s"] > 0
+    assert summary["peak_rss_mb"] > 0
+    assert summary["cold_start_s"] > 0
     targets = {t["label"]: t for t in report["targets"]}
     assert targets["p50 latency vs LLM Guard NoRefusal"]["status"] == "n/a"
     assert targets["p50 latency vs LLM Guard NoRefusal"]["value"] is None
@@ -294,8 +296,10 @@ def test_missing_default_model_is_reported_not_raised(
 ) -> None:
     out = tmp_path / "bench.json"
     code = main(
-        ["--quick", "--data", str(data), "--model", str(tmp_path / "no-model"), "--compare", ""]
-        + ["--llm-guard-python", str(tmp_path / "none"), "--json", str(out)]
+        [
+            *("--quick", "--data", str(data), "--model", str(tmp_path / "no-model")),
+            *("--compare", "", "--llm-guard-python", str(tmp_path / "none"), "--json", str(out)),
+        ]
     )
     assert code == 0
     report = json.loads(out.read_text())
