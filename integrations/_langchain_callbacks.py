@@ -10,11 +10,10 @@ coroutine". Under a raising policy, use the async handler only with ``ainvoke``/
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -24,7 +23,20 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from norefusal import ConfigurationError, RefusalDetected
 
-from ._langchain_common import PolicyLike, decisive, may_raise, resolve_guard
+from ._langchain_common import (
+    Check,
+    CheckAll,
+    Decide,
+    Feed,
+    PolicyLike,
+    adrive,
+    arun_op,
+    decisive,
+    drive,
+    may_raise,
+    resolve_guard,
+    run_op,
+)
 from ._langchain_errors import as_langchain_error
 from ._langchain_messages import (
     content_text,
@@ -254,6 +266,78 @@ class _HandlerBase:
     def _llm_start(self, prompts: list[str], run_id: UUID) -> None:
         self._tracker.start(run_id, [p if isinstance(p, str) else "" for p in prompts])
 
+    # -- the logic, once: flows that yield ops (see _langchain_common) --------------
+
+    def _token_flow(
+        self, token: object, chunk: object, run_id: UUID
+    ) -> Generator[object, Any, None]:
+        got = self._tracker.token_input(run_id, token, chunk)
+        if got is None:
+            return
+        run, monitor, delta, native = got
+        found: ScanResult | None
+        if native is not None:
+            checked: ScanResult = yield Check(_first(run), native)
+            found = checked if checked.is_refusal else None
+        else:
+            found = yield Feed(monitor, delta)
+        if found is None:
+            return
+        text = monitor.text or (native.text if native else "") or ""
+        try:
+            action: StreamAction = yield Decide(_first(run), text, found)
+        except RefusalDetected as exc:
+            run.verdict = _raising(run_id, [found], streamed=True, known=True)
+            yield _Publish(run.verdict)
+            raise as_langchain_error(exc) from None
+        # Decided: later tokens of this run are passed over, and on_llm_end reports this.
+        run.verdict = _verdict(run_id, [found], action, streamed=True)
+
+    def _end_flow(self, response: LLMResult, run_id: UUID) -> Generator[object, Any, None]:
+        run, pairs = self._tracker.end_input(run_id, response)
+        known = run is not None
+        if run is not None and run.verdict is not None:
+            yield _Publish(run.verdict)  # decided mid-stream; the policy already acted
+            return
+        results: list[ScanResult] = yield CheckAll(pairs)
+        if not results:
+            return
+        best = decisive(results)
+        action: StreamAction | None = None
+        if results[best].is_refusal:
+            prompt, candidate = pairs[best]
+            try:
+                action = yield Decide(prompt, candidate.text or "", results[best])
+            except RefusalDetected as exc:
+                yield _Publish(_raising(run_id, results, streamed=False, known=known))
+                raise as_langchain_error(exc, refusal=candidate.refusal) from None
+        yield _Publish(_verdict(run_id, results, action, prompt_known=known))
+
+    def _do(self, op: object) -> Any:
+        if isinstance(op, _Publish):
+            self._tracker.record(op.verdict)
+            if self._tracker.on_verdict is not None:
+                self._tracker.on_verdict(op.verdict)
+            return None
+        return run_op(self._tracker.guard, op)
+
+    async def _ado(self, op: object) -> Any:
+        if isinstance(op, _Publish):
+            self._tracker.record(op.verdict)
+            if self._tracker.on_verdict is not None:
+                got = self._tracker.on_verdict(op.verdict)
+                if inspect.isawaitable(got):
+                    await got
+            return None
+        return await arun_op(self._tracker.guard, op)
+
+
+@dataclass(frozen=True)
+class _Publish:
+    """Op: record a verdict and call ``on_verdict``."""
+
+    verdict: RunVerdict
+
 
 class _ReadOnly(Mapping[UUID, RunVerdict]):
     __slots__ = ("_data",)
@@ -341,55 +425,13 @@ class NoRefusalCallbackHandler(_HandlerBase, BaseCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        got = self._tracker.token_input(run_id, token, chunk)
-        if got is None:
-            return
-        run, monitor, delta, native = got
-        found: ScanResult | None
-        if native is not None:
-            found = self.guard.check(_first(run), native)
-            if not found.is_refusal:
-                found = None
-        else:
-            found = monitor.feed(delta)
-        if found is None:
-            return
-        text = monitor.text or (native.text if native else "") or ""
-        try:
-            action = self.guard.stream_verdict(_first(run), text, found)
-        except RefusalDetected as exc:
-            run.verdict = _raising(run_id, [found], streamed=True, known=True)
-            self._publish(run.verdict)
-            raise as_langchain_error(exc) from None
-        run.verdict = _verdict(run_id, [found], action, streamed=True)
+        drive(self._token_flow(token, chunk, run_id), self._do)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        run, pairs = self._tracker.end_input(run_id, response)
-        known = run is not None
-        if run is not None and run.verdict is not None:
-            self._publish(run.verdict)  # decided mid-stream; the policy already acted
-            return
-        results = [self.guard.check(prompt, candidate) for prompt, candidate in pairs]
-        if not results:
-            return
-        best = decisive(results)
-        action: StreamAction | None = None
-        if results[best].is_refusal:
-            prompt, candidate = pairs[best]
-            try:
-                action = self.guard.stream_verdict(prompt, candidate.text or "", results[best])
-            except RefusalDetected as exc:
-                self._publish(_raising(run_id, results, streamed=False, known=known))
-                raise as_langchain_error(exc, refusal=candidate.refusal) from None
-        self._publish(_verdict(run_id, results, action, prompt_known=known))
+        drive(self._end_flow(response, run_id), self._do)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._tracker.drop(run_id)
-
-    def _publish(self, verdict: RunVerdict) -> None:
-        self._tracker.record(verdict)
-        if self._tracker.on_verdict is not None:
-            self._tracker.on_verdict(verdict)
 
 
 def _first(run: _Run) -> str:
@@ -448,57 +490,10 @@ class AsyncNoRefusalCallbackHandler(_HandlerBase, AsyncCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        got = self._tracker.token_input(run_id, token, chunk)
-        if got is None:
-            return
-        run, monitor, delta, native = got
-        found: ScanResult | None
-        if native is not None:
-            found = await self.guard.acheck(_first(run), native)
-            if not found.is_refusal:
-                found = None
-        else:
-            found = await monitor.afeed(delta)
-        if found is None:
-            return
-        text = monitor.text or (native.text if native else "") or ""
-        try:
-            action = await self.guard.astream_verdict(_first(run), text, found)
-        except RefusalDetected as exc:
-            run.verdict = _raising(run_id, [found], streamed=True, known=True)
-            await self._apublish(run.verdict)
-            raise as_langchain_error(exc) from None
-        run.verdict = _verdict(run_id, [found], action, streamed=True)
+        await adrive(self._token_flow(token, chunk, run_id), self._ado)
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        run, pairs = self._tracker.end_input(run_id, response)
-        known = run is not None
-        if run is not None and run.verdict is not None:
-            await self._apublish(run.verdict)
-            return
-        results = list(await asyncio.gather(*(self.guard.acheck(p, c) for p, c in pairs)))
-        if not results:
-            return
-        best = decisive(results)
-        action: StreamAction | None = None
-        if results[best].is_refusal:
-            prompt, candidate = pairs[best]
-            try:
-                action = await self.guard.astream_verdict(
-                    prompt, candidate.text or "", results[best]
-                )
-            except RefusalDetected as exc:
-                await self._apublish(_raising(run_id, results, streamed=False, known=known))
-                raise as_langchain_error(exc, refusal=candidate.refusal) from None
-        await self._apublish(_verdict(run_id, results, action, prompt_known=known))
+        await adrive(self._end_flow(response, run_id), self._ado)
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._tracker.drop(run_id)
-
-    async def _apublish(self, verdict: RunVerdict) -> None:
-        self._tracker.record(verdict)
-        hook = self._tracker.on_verdict
-        if hook is not None:
-            got = hook(verdict)
-            if inspect.isawaitable(got):
-                await got

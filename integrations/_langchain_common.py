@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+import asyncio
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from norefusal import ConfigurationError
-from norefusal.policies import Action, Guard, Policy
+from norefusal import ConfigurationError, RefusalDetected
+from norefusal.policies import Action, Candidate, Guard, GuardMonitor, Policy
 
 if TYPE_CHECKING:
     from norefusal import NoRefusalScanner, ScanResult
     from norefusal.policies import DecisionEvent
 
-__all__ = ["PolicyLike", "decisive", "may_raise", "resolve_guard"]
+T = TypeVar("T")
+
+__all__ = [
+    "Check",
+    "CheckAll",
+    "Decide",
+    "Feed",
+    "Finish",
+    "PolicyLike",
+    "adrive",
+    "arun_op",
+    "decisive",
+    "drive",
+    "may_raise",
+    "resolve_guard",
+    "run_op",
+]
 
 #: What the integration accepts as a policy: a Policy, a built-in policy name, or None (monitor).
 PolicyLike = Policy | str | None
@@ -60,3 +78,113 @@ def decisive(results: Sequence[ScanResult]) -> int:
     if not results:
         raise ValueError("decisive() needs at least one result.")
     return max(range(len(results)), key=lambda i: (results[i].is_refusal, results[i].score))
+
+
+# -- one flow, two drivers ---------------------------------------------------------------
+# The handlers' and the guard's stream logic is written once, as generators that yield the
+# I/O they need (an op below) and get its result sent back; a sync and an async driver run
+# the ops. A RefusalDetected from an op is thrown back into the flow, which records it and
+# re-raises it in LangChain's form.
+
+
+@dataclass(frozen=True)
+class Check:
+    """Op: ``guard.check(prompt, candidate)`` -> ScanResult."""
+
+    prompt: str
+    candidate: Candidate
+
+
+@dataclass(frozen=True)
+class CheckAll:
+    """Op: check every ``(prompt, candidate)`` -> list[ScanResult] (concurrently when async)."""
+
+    pairs: Sequence[tuple[str, Candidate]]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Op: ``monitor.feed(delta)`` -> ScanResult | None."""
+
+    monitor: GuardMonitor
+    delta: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Op: ``monitor.finish()`` -> ScanResult."""
+
+    monitor: GuardMonitor
+
+
+@dataclass(frozen=True)
+class Decide:
+    """Op: ``guard.stream_verdict(prompt, text, result)`` -> StreamAction (may raise)."""
+
+    prompt: str
+    text: str
+    result: ScanResult
+
+
+def run_op(guard: Guard, op: object) -> Any:
+    """Run one op synchronously."""
+    if isinstance(op, Check):
+        return guard.check(op.prompt, op.candidate)
+    if isinstance(op, CheckAll):
+        return [guard.check(p, c) for p, c in op.pairs]
+    if isinstance(op, Feed):
+        return op.monitor.feed(op.delta)
+    if isinstance(op, Finish):
+        return op.monitor.finish()
+    if isinstance(op, Decide):
+        return guard.stream_verdict(op.prompt, op.text, op.result)
+    raise TypeError(f"unknown op {type(op).__name__}")
+
+
+async def arun_op(guard: Guard, op: object) -> Any:
+    """Run one op without blocking the event loop."""
+    if isinstance(op, Check):
+        return await guard.acheck(op.prompt, op.candidate)
+    if isinstance(op, CheckAll):
+        return list(await asyncio.gather(*(guard.acheck(p, c) for p, c in op.pairs)))
+    if isinstance(op, Feed):
+        return await op.monitor.afeed(op.delta)
+    if isinstance(op, Finish):
+        return await op.monitor.afinish()
+    if isinstance(op, Decide):
+        return await guard.astream_verdict(op.prompt, op.text, op.result)
+    raise TypeError(f"unknown op {type(op).__name__}")
+
+
+def drive(flow: Generator[object, Any, T], do: Callable[[object], Any]) -> T:
+    """Run ``flow`` to its return value, doing each op it yields with ``do``."""
+    value: Any = None
+    error: RefusalDetected | None = None
+    while True:
+        try:
+            op = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        try:
+            value = do(op)
+        except RefusalDetected as exc:
+            error = exc
+
+
+async def adrive(flow: Generator[object, Any, T], ado: Callable[[object], Awaitable[Any]]) -> T:
+    """:func:`drive` with an async ``ado``."""
+    value: Any = None
+    error: RefusalDetected | None = None
+    while True:
+        try:
+            op = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        try:
+            value = await ado(op)
+        except RefusalDetected as exc:
+            error = exc

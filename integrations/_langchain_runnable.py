@@ -6,7 +6,8 @@ chain = prompt | RunnableParallel(prompt=RunnablePassthrough(), output=llm) | No
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
@@ -16,7 +17,18 @@ from langchain_core.runnables.config import patch_config
 from norefusal import ConfigurationError, RefusalDetected
 from norefusal.policies import Action, Candidate, FallbackRequest, Outcome, RetryRequest
 
-from ._langchain_common import PolicyLike, resolve_guard
+from ._langchain_common import (
+    Check,
+    Decide,
+    Feed,
+    Finish,
+    PolicyLike,
+    adrive,
+    arun_op,
+    drive,
+    resolve_guard,
+    run_op,
+)
 from ._langchain_errors import as_langchain_error
 from ._langchain_messages import content_text, message_candidate, prompt_text, replace_text
 
@@ -53,7 +65,7 @@ def _replaced(response: object, indices: Sequence[int], message: str) -> object:
 
 
 class _StreamState:
-    """What one stream through the guard has seen: prompt, monitor, verdict (no I/O here)."""
+    """One stream through the guard: what it has seen, and its logic as flows (no I/O here)."""
 
     def __init__(self, guard: Guard, prompt_key: str, output_key: str) -> None:
         self.guard = guard
@@ -109,6 +121,45 @@ class _StreamState:
     def replacement_chunk(self, action: StreamAction) -> object:
         text = action.replacement or ""
         return AIMessageChunk(content=text) if self.is_message else text
+
+    # -- the logic, once: flows that yield ops (see _langchain_common) ------------------
+
+    def chunk_flow(self, raw: object) -> Generator[object, Any, tuple[list[Any], bool]]:
+        """What to pass on for one input chunk, and whether to stop reading the model."""
+        has, chunk = self.output_of(raw)
+        if not has:
+            return [], False
+        if self.decided:
+            return [chunk], False
+        found: ScanResult | None = yield Feed(self.stream_monitor(), self.delta(chunk))
+        native = self.native_candidate()
+        if native is not None:
+            checked: ScanResult = yield Check(self.prompt, native)
+            found = checked if checked.is_refusal else found
+        if found is None:
+            return [chunk], False
+        action = yield from self._decide(found)  # raises under a raising policy
+        if action.kind == "replace":
+            return [self.replacement_chunk(action)], True
+        return [chunk], False  # flagged: pass the rest through unchecked
+
+    def end_flow(self) -> Generator[object, Any, list[Any]]:
+        """What to add once the model's stream ended: the whole text is checked once."""
+        if self.decided:
+            return []
+        final: ScanResult = yield Finish(self.stream_monitor())
+        if not final.is_refusal:
+            return []
+        action = yield from self._decide(final)
+        return [self.replacement_chunk(action)] if action.kind == "replace" else []
+
+    def _decide(self, found: ScanResult) -> Generator[object, Any, StreamAction]:
+        self.decided = True
+        try:
+            action: StreamAction = yield Decide(self.prompt, self.text, found)
+        except RefusalDetected as exc:
+            raise _converted(exc, None) from None
+        return action
 
 
 class _Gate(Iterator[Any]):
@@ -373,78 +424,29 @@ class NoRefusalGuard(Runnable[Any, Any]):
 
     def _transform(self, chunks: Iterator[Any], gate: _Gate) -> Iterator[Any]:
         state = _StreamState(self._guard, self._prompt_key, self._output_key)
+        do = functools.partial(run_op, self._guard)
         for raw in chunks:
-            has, chunk = state.output_of(raw)
-            if not has:
-                continue
-            if state.decided:
-                yield chunk
-                continue
-            found = state.stream_monitor().feed(state.delta(chunk))
-            native = state.native_candidate()
-            if native is not None:
-                checked = self._guard.check(state.prompt, native)
-                found = checked if checked.is_refusal else found
-            if found is None:
-                yield chunk
-                continue
-            action = self._stop(state, found)  # raises under a raising policy
-            if action.kind == "replace":
+            out, stop = drive(state.chunk_flow(raw), do)
+            if stop:
                 gate.closed = True  # stop reading the model: the rest is not needed
-                gate.closed = True
-                yield state.replacement_chunk(action)
+            yield from out
+            if stop:
                 return
-            yield chunk
-        if not state.decided:
-            final = state.stream_monitor().finish()
-            if final.is_refusal:
-                action = self._stop(state, final)
-                if action.kind == "replace":
-                    yield state.replacement_chunk(action)
-
-    def _stop(self, state: _StreamState, found: ScanResult) -> StreamAction:
-        state.decided = True
-        try:
-            return self._guard.stream_verdict(state.prompt, state.text, found)
-        except RefusalDetected as exc:
-            raise _converted(exc, None) from None
+        yield from drive(state.end_flow(), do)
 
     async def _atransform(self, chunks: AsyncIterator[Any], gate: _AsyncGate) -> AsyncIterator[Any]:
         state = _StreamState(self._guard, self._prompt_key, self._output_key)
+        ado = functools.partial(arun_op, self._guard)
         async for raw in chunks:
-            has, chunk = state.output_of(raw)
-            if not has:
-                continue
-            if state.decided:
-                yield chunk
-                continue
-            found = await state.stream_monitor().afeed(state.delta(chunk))
-            native = state.native_candidate()
-            if native is not None:
-                checked = await self._guard.acheck(state.prompt, native)
-                found = checked if checked.is_refusal else found
-            if found is None:
-                yield chunk
-                continue
-            action = await self._astop(state, found)
-            if action.kind == "replace":
+            out, stop = await adrive(state.chunk_flow(raw), ado)
+            if stop:
                 gate.closed = True
-                yield state.replacement_chunk(action)
+            for chunk in out:
+                yield chunk
+            if stop:
                 return
+        for chunk in await adrive(state.end_flow(), ado):
             yield chunk
-        if not state.decided:
-            final = await state.stream_monitor().afinish()
-            if final.is_refusal:
-                action = await self._astop(state, final)
-                if action.kind == "replace":
-                    yield state.replacement_chunk(action)
-
-    async def _astop(self, state: _StreamState, found: ScanResult) -> StreamAction:
-        state.decided = True
-        try:
-            return await self._guard.astream_verdict(state.prompt, state.text, found)
-        except RefusalDetected as exc:
-            raise _converted(exc, None) from None
 
 
 def _candidates(response: object) -> list[Candidate]:
