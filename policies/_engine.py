@@ -102,9 +102,16 @@ def hash_sample(text: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
+#: Longest text the allow-list is tried on: block messages are short, and a bound keeps a
+#: user's backtracking regex from spending unbounded time on a long output.
+ALLOWLIST_MAX_CHARS = 4000
+
+
 def allowlisted(policy: Policy, text: str) -> bool:
     """Whether ``text`` is one of the policy's known guardrail block messages."""
     stripped = text.strip()
+    if not policy.allowlist or len(stripped) > ALLOWLIST_MAX_CHARS:
+        return False
     for entry in policy.allowlist:
         if isinstance(entry, AllowPattern):
             flags = re.IGNORECASE if entry.ignore_case else 0

@@ -207,7 +207,8 @@ class Policy(_Strict):
         default=(),
         max_length=200,
         description="Known guardrail block messages that are not model refusals: exact "
-        "text (surrounding whitespace ignored) or {regex: ...} matching the whole output.",
+        "text (surrounding whitespace ignored) or {regex: ...} matching the whole output; "
+        "tried on outputs of up to 4000 characters.",
     )
     log_text: _Bool = Field(
         default=False, description="Put prompt and output text in events and logs (off: never)."

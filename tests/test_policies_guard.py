@@ -326,6 +326,14 @@ def test_allowlisted_block_messages_are_not_refusals(scanner: CountingScanner) -
     assert Guard("monitor", scanner=scanner).check(PROMPT, Candidate(BLOCK_MESSAGE)).is_refusal
 
 
+def test_the_allowlist_ignores_long_outputs(scanner: CountingScanner) -> None:
+    # A catastrophic-backtracking pattern costs nothing on a long output: it is never tried.
+    guard = Guard(policy(allowlist=[{"regex": "(a+)+b"}]), scanner=scanner)
+    result = guard.check(PROMPT, Candidate("a" * 50_000))
+    assert result.signal is Signal.CLASSIFIER
+    assert guard.check(PROMPT, Candidate("aaab")).signal is Signal.ALLOWLIST
+
+
 def test_sample_rate_zero_scans_nothing(scanner: CountingScanner) -> None:
     guard = Guard(policy(action="raise", sample_rate=0.0), scanner=scanner)
     outcome = guard.run(PROMPT, reply(REFUSAL, ANSWER), candidates=candidates)
