@@ -468,7 +468,9 @@ async def test_guard_wraps_an_existing_client_without_changing_it(kind: str) -> 
     server.add(json=chat_completion(chat_choice(REFUSAL)))
     server.add(json=chat_completion(chat_choice(REFUSAL)))
     plain = server.client(OpenAI if kind == "sync" else AsyncOpenAI)
+    assert plain.chat.completions is not None  # resources built before guarding are not reused
     guarded = guard(plain, guard=make_guard("raise"))
+    assert guarded.chat.completions._client is guarded
     assert isinstance(guarded, type(plain))
     assert guarded is not plain
     assert guarded.base_url == plain.base_url
@@ -560,3 +562,19 @@ async def test_guard_on_azure_client_keeps_its_class_and_routes(kind: str) -> No
     with pytest.raises(RefusalDetected):
         await chat(guarded, model="my-deployment")
     assert server.requests[0]["path"] == "/openai/deployments/my-deployment/chat/completions"
+
+
+def test_public_surface() -> None:
+    import norefusal.integrations.openai as module
+
+    assert sorted(module.__all__) == [
+        "DEFAULT_STREAM_HOLDBACK",
+        "GuardedAsyncOpenAI",
+        "GuardedAsyncStream",
+        "GuardedOpenAI",
+        "GuardedStream",
+        "guard",
+        "last_outcome",
+    ]
+    for name in module.__all__:
+        assert getattr(module, name) is not None
