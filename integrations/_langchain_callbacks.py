@@ -63,9 +63,11 @@ class RunVerdict:
         run_id: the LangChain run.
         results: one :class:`~norefusal.ScanResult` per generation scanned (a mid-stream
             verdict holds the one that stopped the stream).
-        action: ``"pass"`` (no refusal), or what the policy did: ``"flag"``, ``"replace"``
-            (a callback cannot change the output: ``replacement`` holds what the policy would
-            return instead), ``"raise"``, or ``"block"``.
+        action: ``"pass"`` (no refusal), or what the policy did: ``"flag"``, ``"raise"``
+            (the handler raised), or ``"replace"`` (a callback cannot change the output:
+            ``replacement`` holds what the policy would return instead; a scanner failure
+            under ``on_error: block`` with a non-raising policy also shows as ``"replace"``,
+            its result's signal being ``Signal.ERROR``).
         refused: whether any generation was a refusal.
         replacement: the policy's replacement message for ``"replace"``, else ``None``.
         streamed: ``True`` when a refusal was found mid-stream, before the run ended.

@@ -1,7 +1,8 @@
 """``NoRefusalGuard``: a Runnable step that checks a model's output in an LCEL chain.
 
 chain = llm | NoRefusalGuard("strict")
-chain = prompt | RunnableParallel(prompt=RunnablePassthrough(), output=llm) | NoRefusalGuard(policy)
+carry = RunnableParallel(prompt=RunnablePassthrough(), output=llm)
+chain = prompt | carry | NoRefusalGuard("retry-then-raise", model=llm)
 """
 
 from __future__ import annotations
@@ -214,7 +215,10 @@ class NoRefusalGuard(Runnable[Any, Any]):
     use it in ``with_fallbacks(..., exceptions_to_handle=(RefusalDetected,))``), ``replace``
     returns the policy's message (an ``AIMessage`` keeping the refused message's id), and
     ``retry`` / ``fallback`` ask ``model`` / ``fallback`` again with the prompt, which then
-    must be carried in a mapping.
+    must be carried in a mapping. A retry adds the policy's ``retry_instruction`` as a last
+    user message (to a string prompt: as a last paragraph); a prompt that is a mapping of
+    chain inputs is retried as it was, so carry the rendered prompt (put the
+    ``RunnableParallel`` after the prompt template) to have the instruction added.
 
     ``stream`` and ``astream`` pass chunks on as they arrive, feeding a per-stream monitor; on
     a refusal they stop reading the model: a raising policy raises, ``replace`` ends the stream

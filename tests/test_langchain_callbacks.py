@@ -434,6 +434,16 @@ async def test_async_handler_raises_under_ainvoke(scanner: NoRefusalScanner) -> 
     assert h.in_flight == 0
 
 
+async def test_sync_handler_raises_from_async_code_too(scanner: NoRefusalScanner) -> None:
+    h = handler("strict", scanner)  # LangChain runs it in a worker thread and re-raises
+    with pytest.raises(LangChainRefusalDetected):
+        await FakeListChatModel(responses=[REFUSAL]).ainvoke("q", config={"callbacks": [h]})
+    out = await FakeListChatModel(responses=[ANSWER]).ainvoke("q", config={"callbacks": [h]})
+    assert out.content == ANSWER
+    assert [v.action for v in h.results.values()] == ["raise", "pass"]
+    assert h.in_flight == 0
+
+
 def test_async_handler_exception_is_swallowed_when_invoked_synchronously(
     scanner: NoRefusalScanner,
 ) -> None:
