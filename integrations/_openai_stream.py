@@ -62,6 +62,8 @@ END = object()
 
 @dataclass(frozen=True)
 class Failed:
+    """What the driver sends back when the upstream stream raised."""
+
     error: Exception
 
 
@@ -106,9 +108,11 @@ class StreamCore:
     ``replace`` closes the upstream response, drops the held chunks and emits one synthetic
     final chunk holding the replacement.
 
-    Each output is decided at most once: its monitor's checkpoint scans, its provider signal
+    Each output (a choice when ``n > 1``, an output item in the Responses API) has its own
+    monitor and is decided at most once: its monitor's checkpoint scans, its provider signal
     (``delta.refusal``, ``finish_reason == "content_filter"``, a Responses API refusal delta or
     content-filter incompletion) and one final scan of its whole text, skipped once decided.
+    A replacement ends the whole stream: other choices stop where they were.
 
     Attributes:
         verdict: the refusal result that decided, or ``None``.
@@ -337,7 +341,7 @@ class GuardedStream(Stream[_T], Generic[_T]):
     ``close()`` closes the upstream response; a stream closed early is not scanned again.
 
     Attributes:
-        verdict: the refusal result that decided, or ``None`` (also ``None`` while running).
+        verdict: the refusal result that decided, or ``None`` (so far).
         action: what the policy did (``"flag"``, ``"replace"``, ``"raise"``), or ``None``.
     """
 

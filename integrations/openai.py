@@ -127,6 +127,13 @@ class _Call:
         return replace_response(response, indices, message, structured=self.structured)
 
     def wrap_stream(self, response: object, *, is_async: bool) -> object:
+        """The guarded twin of a stream (or of the stream inside a raw response)."""
+        if isinstance(response, LegacyAPIResponse):
+            # A raw streamed response: its parsed body is the stream; cache the guarded one
+            # so that ``.parse()`` hands it out.
+            inner = response.parse()
+            response._parsed_by_type[response._cast_to] = self.wrap_stream(inner, is_async=is_async)
+            return response
         core = StreamCore(
             self.guard,
             self.prompt,
@@ -134,12 +141,6 @@ class _Call:
             holdback=self.holdback,
             structured=self.structured,
         )
-        if isinstance(response, LegacyAPIResponse):
-            # A raw streamed response: its parsed body is the stream; cache the guarded one
-            # so that ``.parse()`` hands it out.
-            inner = response.parse()
-            response._parsed_by_type[response._cast_to] = self.wrap_stream(inner, is_async=is_async)
-            return response
         if is_async and isinstance(response, AsyncStream):
             return GuardedAsyncStream(response, core)
         if not is_async and isinstance(response, Stream):
