@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -10,6 +11,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from norefusal import NoRefusalScanner
+from norefusal.integrations.openai import GuardedAsyncOpenAI, GuardedOpenAI
+from norefusal.policies import Guard, Policy
 
 BASE_URL = "http://testserver/v1"
 
@@ -263,6 +267,51 @@ def responses_stream(
         {"type": "response.completed", "sequence_number": next(seq), "response": final},
     ]
     return events
+
+
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+REPLACEMENT = "This request could not be answered."
+
+
+class CountingScanner(NoRefusalScanner):
+    """The keyword scanner, recording every output it scans."""
+
+    def __init__(self) -> None:
+        super().__init__(model="keyword")
+        self.scanned: list[str] = []
+        self.prompts: list[str] = []
+
+    def scan(self, prompt: str | None, output: str | None) -> Any:
+        self.prompts.append(prompt or "")
+        self.scanned.append(output or "")
+        return super().scan(prompt, output)
+
+
+def make_guard(action: str = "flag", **policy: Any) -> Guard:
+    settings = {"name": f"test-{action}", "action": action, **policy}
+    return Guard(Policy.model_validate(settings), scanner=CountingScanner())
+
+
+def scanner_of(client: Any) -> CountingScanner:
+    scanner = client.guard.scanner
+    assert isinstance(scanner, CountingScanner)
+    return scanner
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def new_client(server: FakeServer, kind: str, **options: Any) -> Any:
+    return server.client(GuardedOpenAI if kind == "sync" else GuardedAsyncOpenAI, **options)
+
+
+async def done(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 # -- the fake server -----------------------------------------------------------------------------

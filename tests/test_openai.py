@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -12,70 +11,32 @@ import pydantic
 import pytest
 from _openai_fakes import (
     ANSWER,
+    MESSAGES,
     REFUSAL,
+    REPLACEMENT,
     FakeServer,
     chat_choice,
     chat_completion,
+    done,
+    kind,
+    make_guard,
+    new_client,
     no_network,
     output_refusal,
     output_text,
     response_body,
+    scanner_of,
 )
-from norefusal import ConfigurationError, NoRefusalScanner, RefusalDetected, Signal
+from norefusal import ConfigurationError, RefusalDetected, Signal
 from norefusal.integrations.openai import (
-    GuardedAsyncOpenAI,
     GuardedOpenAI,
     guard,
     last_outcome,
 )
-from norefusal.policies import Guard, Policy
+from norefusal.policies import Policy
 from openai import AsyncOpenAI, OpenAI
 
-__all__ = ["no_network"]  # the autouse fixture that keeps tests off the network
-
-MESSAGES = [
-    {"role": "system", "content": "You are terse."},
-    {"role": "user", "content": "What is the capital of France?"},
-]
-REPLACEMENT = "This request could not be answered."
-
-
-class CountingScanner(NoRefusalScanner):
-    """The keyword scanner, recording every output it scans."""
-
-    def __init__(self) -> None:
-        super().__init__(model="keyword")
-        self.scanned: list[str] = []
-        self.prompts: list[str] = []
-
-    def scan(self, prompt: str | None, output: str | None) -> Any:
-        self.prompts.append(prompt or "")
-        self.scanned.append(output or "")
-        return super().scan(prompt, output)
-
-
-def make_guard(action: str = "flag", **policy: Any) -> Guard:
-    settings = {"name": f"test-{action}", "action": action, **policy}
-    return Guard(Policy.model_validate(settings), scanner=CountingScanner())
-
-
-def scanner_of(client: Any) -> CountingScanner:
-    scanner = client.guard.scanner
-    assert isinstance(scanner, CountingScanner)
-    return scanner
-
-
-@pytest.fixture(params=["sync", "async"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def new_client(server: FakeServer, kind: str, **options: Any) -> Any:
-    return server.client(GuardedOpenAI if kind == "sync" else GuardedAsyncOpenAI, **options)
-
-
-async def done(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
+__all__ = ["kind", "no_network"]  # fixtures: sync and async twins; no network
 
 
 async def chat(client: Any, **kwargs: Any) -> Any:

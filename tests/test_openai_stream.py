@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
@@ -11,44 +10,36 @@ import pydantic
 import pytest
 from _openai_fakes import (
     ANSWER,
+    MESSAGES,
     REFUSAL,
+    REPLACEMENT,
+    CountingScanner,
     FakeServer,
     chat_chunk,
     chat_stream,
+    done,
+    kind,
+    make_guard,
+    new_client,
     no_network,
     pieces,
     responses_stream,
+    scanner_of,
     sse,
 )
 from norefusal import RefusalDetected, Signal
 from norefusal.integrations.openai import (
-    GuardedAsyncOpenAI,
     GuardedAsyncStream,
-    GuardedOpenAI,
     GuardedStream,
 )
-from test_openai import MESSAGES, REPLACEMENT, CountingScanner, make_guard, scanner_of
 
-__all__ = ["no_network"]  # the autouse fixture that keeps tests off the network
+__all__ = ["kind", "no_network"]  # fixtures: sync and async twins; no network
 
 #: A refusal at the start of a long stream: caught at the first checkpoint.
 EARLY = REFUSAL + " If you have any other questions, I'd be glad to help with those." * 6
 #: 2,000 characters of answer, then a refusal.
 LATE = ("Paris has many museums and parks to visit. " * 47)[:2000] + " " + REFUSAL
 LONG_ANSWER = "Paris has many museums and parks to visit. " * 60
-
-
-@pytest.fixture(params=["sync", "async"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def new_client(server: FakeServer, kind: str, **options: Any) -> Any:
-    return server.client(GuardedOpenAI if kind == "sync" else GuardedAsyncOpenAI, **options)
-
-
-async def done(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 async def drain(stream: Any, limit: int | None = None) -> tuple[list[Any], Exception | None]:
