@@ -8,8 +8,6 @@ Hugging Face id goes through. Nothing here downloads.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import warnings
 from collections.abc import Sequence
@@ -181,10 +179,6 @@ def save_bert(directory: Path, *, id2label: dict[int, str], seed: int = 0) -> Pa
     return directory
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def export_onnx_dir(
     hf_dir: Path,
     out_dir: Path,
@@ -193,78 +187,26 @@ def export_onnx_dir(
     max_tokens: int = 64,
     threshold: float = 0.5,
 ) -> Path:
-    """Export ``hf_dir`` (labels compliance/refusal) to an ONNX model directory.
+    """Export ``hf_dir`` (labels compliance/refusal) with the project's own exporter.
 
-    Writes ``model.onnx`` (fp32, dynamic batch and sequence axes), ``tokenizer.json`` and a
-    ``norefusal.json`` in the documented format, with the SHA256 of both files.
+    fp32 (no quantization), so its probabilities can be compared with torch's; the exporter
+    writes ``model.onnx``, ``tokenizer.json`` and ``norefusal.json`` with both files' SHA256.
     """
-    import torch
-    from transformers import AutoModelForSequenceClassification
+    from norefusal._export import export_onnx
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(hf_dir), use_safetensors=True, attn_implementation="eager"
-    ).eval()
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            logits: torch.Tensor = self.model(
-                input_ids=input_ids, attention_mask=attention_mask
-            ).logits
-            return logits
-
-    wrapper = Logits().eval()
-    # A padded sample, so the trace keeps the attention mask rather than specialising it away.
-    ids = torch.randint(5, model.config.vocab_size, (3, 12))
-    mask = torch.ones_like(ids)
-    mask[1, 8:] = 0
-    mask[2, 4:] = 0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "model.onnx"
-    names = ["input_ids", "attention_mask"]
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:  # the TorchScript exporter: half a second, against seconds for the dynamo one
-            torch.onnx.export(
-                wrapper,
-                (ids, mask),
-                str(target),
-                input_names=names,
-                output_names=["logits"],
-                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names}
-                | {"logits": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        except Exception:  # a torch without the legacy exporter
-            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-            torch.onnx.export(
-                wrapper,
-                (ids, mask),
-                str(target),
-                input_names=names,
-                output_names=["logits"],
-                dynamic_shapes={n: {0: batch, 1: seq} for n in names},
-                dynamo=True,
-                external_data=False,
-            )
-    (out_dir / "tokenizer.json").write_bytes((hf_dir / "tokenizer.json").read_bytes())
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    config = {
-        "name": name,
-        "input_format": "response",
-        "labels": labels,
-        "refusal_label": "refusal",
-        "max_tokens": max_tokens,
-        "head_fraction": 0.75,
-        "threshold": threshold,
-        "temperature": 1.0,
-        "files": {f: _sha256(out_dir / f) for f in ("model.onnx", "tokenizer.json")},
-    }
-    (out_dir / "norefusal.json").write_text(json.dumps(config, indent=2))
+        export_onnx(
+            hf_dir,
+            out_dir,
+            quantize=False,
+            name=name,
+            input_format="response",
+            refusal_label="refusal",
+            max_tokens=max_tokens,
+            head_fraction=0.75,
+            threshold=threshold,
+        )
     return out_dir
 
 
