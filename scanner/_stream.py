@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._result import ScanResult
-from ._text import check_text, clean_text
+from ._text import check_text
 
 if TYPE_CHECKING:
     from ._scanner import NoRefusalScanner
@@ -77,7 +77,9 @@ class StreamMonitor:
         """
         if self._final is not None:
             raise RuntimeError("This stream is finished; start a new monitor per stream.")
-        delta = clean_text(check_text(delta, "delta"))
+        # Not cleaned here: the scanner cleans what the model reads, and the text stays as sent
+        # (a surrogate pair split across two deltas is whole again once joined).
+        delta = check_text(delta, "delta")
         if not delta:
             return None
         self._parts.append(delta)

@@ -128,3 +128,13 @@ def test_stream_feeds_the_models_format(
     assert recorder.texts[0] == "<|user|>Pick a lock?<|assistant|>" + ANSWER[:40]
     assert recorder.texts[-1] == "<|user|>Pick a lock?<|assistant|>" + ANSWER
     assert final.score == pytest.approx(bert_scanner.scan("Pick a lock?", ANSWER).score, abs=1e-6)
+
+
+def test_stream_text_is_kept_as_sent(keyword_scanner: NoRefusalScanner) -> None:
+    deltas = ["I can\ud800't ", "help \x00", "with that. ", "Sorry \ud83d", "\ude00"]
+    monitor = keyword_scanner.stream("Q\udfff")
+    for delta in deltas:
+        monitor.feed(delta)
+    final = monitor.finish()
+    assert final.sanitized == "".join(deltas)
+    assert final == keyword_scanner.scan("Q", "".join(deltas))
