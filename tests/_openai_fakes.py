@@ -320,8 +320,9 @@ async def done(value: Any) -> Any:
 class RecordingStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
     """A response body that records how much of it was read and whether it was closed."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
+    def __init__(self, chunks: list[bytes], *, then: Exception | None = None) -> None:
         self.chunks = chunks
+        self.then = then
         self.sent = 0
         self.closed = False
 
@@ -331,6 +332,8 @@ class RecordingStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
                 return
             self.sent += 1
             yield chunk
+        if self.then is not None:
+            raise self.then
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self.chunks:
@@ -338,6 +341,8 @@ class RecordingStream(httpx2.SyncByteStream, httpx2.AsyncByteStream):
                 return
             self.sent += 1
             yield chunk
+        if self.then is not None:
+            raise self.then
 
     def close(self) -> None:
         self.closed = True
@@ -353,6 +358,7 @@ class Reply:
     sse: list[bytes] | None = None
     raw: bytes | None = None
     error: Exception | None = None
+    then: Exception | None = None  # raised by a streamed body after its chunks
 
 
 @dataclass
@@ -375,7 +381,7 @@ class FakeServer:
         if reply.error is not None:
             raise reply.error
         if reply.sse is not None:
-            body = RecordingStream(reply.sse)
+            body = RecordingStream(reply.sse, then=reply.then)
             self.streams.append(body)
             return httpx2.Response(
                 reply.status, headers={"content-type": "text/event-stream"}, stream=body

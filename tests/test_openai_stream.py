@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
+import httpx2
 import openai
 import pydantic
 import pytest
@@ -32,6 +35,7 @@ from norefusal.integrations.openai import (
     GuardedAsyncStream,
     GuardedStream,
 )
+from norefusal.policies import Guard, Policy
 
 __all__ = ["kind", "no_network"]  # fixtures: sync and async twins; no network
 
@@ -286,6 +290,16 @@ async def test_error_event_in_a_stream_passes_through(kind: str) -> None:
     assert dicts(got) == events
 
 
+async def test_timeout_mid_stream_raises_the_clients_error(kind: str) -> None:
+    events = chat_stream(ANSWER, size=10)[:4]
+    server = FakeServer().add(sse=sse(events, done=False), then=httpx2.ReadTimeout("stalled"))
+    client = new_client(server, kind, guard=make_guard("flag"))
+    got, error = await drain(await chat_stream_call(client))
+    assert isinstance(error, openai.APITimeoutError)
+    assert dicts(got) == events
+    assert scanner_of(client).scanned == []
+
+
 async def test_http_500_on_a_stream_request_passes_through(kind: str) -> None:
     server = FakeServer().add(status=500, json={"error": {"message": "boom"}})
     client = new_client(server, kind, guard=make_guard("raise"))
@@ -480,3 +494,34 @@ async def test_malformed_chunk_under_flag_passes_through(kind: str) -> None:
     assert error is None
     assert dicts(got) == events
     assert scanner_of(client).scanned[-1] == ANSWER
+
+
+class HangingScanner(CountingScanner):
+    """Hangs on every scan until released: stands for a stuck model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def scan(self, prompt: str | None, output: str | None) -> Any:
+        self.release.wait(30)
+        return super().scan(prompt, output)
+
+
+async def test_a_hanging_scanner_does_not_hang_the_stream(kind: str) -> None:
+    scanner = HangingScanner()
+    policy = Policy.model_validate(
+        {"name": "t", "action": "raise", "timeout_s": 0.2, "on_error": "allow"}
+    )
+    events = chat_stream(EARLY, size=10)
+    server = FakeServer().add(sse=sse(events))
+    client = new_client(server, kind, guard=Guard(policy, scanner=scanner))
+    started = time.monotonic()
+    try:
+        got, error = await drain(await chat_stream_call(client))
+    finally:
+        scanner.release.set()
+    assert time.monotonic() - started < 10  # each scan gave up after timeout_s
+    # The policy says allow on error: everything passes, in order.
+    assert error is None
+    assert dicts(got) == events
