@@ -318,3 +318,25 @@ def test_transformers_backend_without_torch_names_the_extra(
         assert info.value.extra == "transformers"
     # The core backends need no extra.
     NoRefusalScanner(model="keyword")
+
+
+def test_max_tokens_caps_the_window(
+    tiny_roberta_dir: Path,
+    tiny_onnx_dir: Path,
+    roberta_scanner: NoRefusalScanner,
+    bert_scanner: NoRefusalScanner,
+) -> None:
+    long_text = "Step 1: open the file. " * 400
+    # RoBERTa's 514 positions hold 512 tokens (its positions start after the padding index).
+    for scanner, limit in ((roberta_scanner, 512), (bert_scanner, 512)):
+        backend: Any = scanner.load()
+        assert backend.max_tokens == limit
+        assert backend._encoder.count_tokens(long_text) == limit
+        assert 0.0 <= scanner.scan("", long_text).score <= 1.0  # no position overflow
+    capped: Any = NoRefusalScanner(model=str(tiny_roberta_dir), max_tokens=24).load()
+    assert capped.max_tokens == 24
+    assert capped._encoder.encode([long_text, "short"]).input_ids.shape == (2, 24)
+    # An ONNX model's own limit (norefusal.json max_tokens) is a ceiling, never raised.
+    for asked, got in ((32, 32), (4096, 64)):
+        onnx: Any = NoRefusalScanner(model=str(tiny_onnx_dir), max_tokens=asked).load()
+        assert onnx.max_tokens == got
