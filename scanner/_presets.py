@@ -116,6 +116,11 @@ def resolve_model(
     if backend in ("onnx", "keyword"):
         _check_cpu_only(backend, device)
     name = str(model)
+    if not name.strip():  # Path("") would otherwise resolve to the working directory
+        raise ConfigurationError(
+            f"model is empty; pass a preset ({sorted(PRESETS)}), a Hugging Face model id or a "
+            "local directory."
+        )
     if name in PRESETS:
         return _resolve_preset(PRESETS[name], backend, max_tokens, device)
     path = Path(name).expanduser()

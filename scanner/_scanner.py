@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import numbers
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -71,7 +72,7 @@ class NoRefusalScanner:
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         if threshold is not None and not (
-            isinstance(threshold, (int, float)) and 0.0 < threshold < 1.0
+            isinstance(threshold, numbers.Real) and 0.0 < threshold < 1.0
         ):
             raise ConfigurationError(f"threshold must be a number in (0, 1), got {threshold!r}.")
         try:

@@ -209,6 +209,20 @@ def test_bad_threshold_fails_at_construction(threshold: Any) -> None:
     assert isinstance(info.value, ConfigurationError)
 
 
+def test_threshold_accepts_any_real_number() -> None:
+    import numpy as np
+
+    quarter: Any = np.float32(0.25)
+    assert NoRefusalScanner(model="keyword", threshold=quarter).threshold == 0.25
+    assert type(NoRefusalScanner(model="keyword", threshold=np.float64(0.5)).threshold) is float
+
+
+@pytest.mark.parametrize("model", ["", "  "])
+def test_empty_model_name(model: str) -> None:
+    with pytest.raises(ConfigurationError, match="model is empty"):
+        NoRefusalScanner(model=model)
+
+
 def test_threshold_is_used(keyword_scanner: NoRefusalScanner) -> None:
     text = "I'm sorry."
     score = keyword_scanner.scan("", text).score
