@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from _tiny_models import record
-from norefusal import ConfigurationError, NoRefusalScanner, Signal
+from norefusal import ConfigurationError, NoRefusalScanner, ScannerError, Signal
+from norefusal._backends import Backend
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 LONG_ANSWER = "Step 1: open the file. Step 2: read every line. " * 120
@@ -174,3 +177,35 @@ def test_onnx_threshold_and_name_come_from_norefusal_json(
     assert onnx_scanner.threshold == 0.5
     assert onnx_scanner.model_name == "tiny-onnx"
     assert onnx_scanner.scan("", REFUSAL).model == "tiny-onnx"
+
+
+class _BrokenBackend(Backend):
+    name = "broken"
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def predict(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [RuntimeError("boom"), np.array([0.5, 0.5]), np.array([float("nan")]), [0.1, 0.2, 0.3]],
+)
+def test_a_failing_backend_raises_scanner_error(
+    result: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = NoRefusalScanner(model="keyword")
+    monkeypatch.setattr(scanner, "_backend", _BrokenBackend(result))
+    with pytest.raises(ScannerError) as info:
+        scanner.scan("secret prompt", "secret output")
+    assert "secret" not in str(info.value)
+
+
+def test_backend_scores_are_clipped_to_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    scanner = NoRefusalScanner(model="keyword")
+    monkeypatch.setattr(scanner, "_backend", _BrokenBackend(np.array([1.0000001])))
+    assert scanner.scan("", "x").score == 1.0
