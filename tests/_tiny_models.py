@@ -235,15 +235,3 @@ def record(scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch) -> Record
     recorder = RecordingBackend(scanner.load())
     monkeypatch.setattr(scanner, "_backend", recorder)
     return recorder
-
-
-def fixed_scores(scores: dict[str, float]) -> Any:
-    """A backend scoring each text by exact lookup (0.0 when absent); for formula tests."""
-
-    class Fixed(Backend):
-        name = "fixed"
-
-        def predict(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
-            return np.array([scores.get(t, 0.0) for t in texts], dtype=np.float64)
-
-    return Fixed()

@@ -53,6 +53,7 @@ def tiny_default_hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_default_hf_dir: Path) -> Path:
     """``tiny_default_hf_dir`` exported to ONNX with a ``norefusal.json`` (max_tokens 64)."""
+    pytest.importorskip("onnxscript")  # the exporter's extra ("onnx"), part of "dev"
     from _tiny_models import export_onnx_dir
 
     return export_onnx_dir(tiny_default_hf_dir, tmp_path_factory.mktemp("tiny-onnx"))
