@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from ._backends import Backend
 from ._errors import (
     ConfigurationError,
     MissingDependencyError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "Backend",
     "ConfigurationError",
     "InputFormat",
     "MatchType",

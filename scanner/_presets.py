@@ -101,17 +101,24 @@ def _check_cpu_only(backend: str, device: str | None) -> None:
 def resolve_model(
     model: str | Path,
     *,
-    backend: str | None = None,
+    backend: str | Backend | None = None,
     max_tokens: int | None = None,
     device: str | None = None,
 ) -> ResolvedModel:
     """Resolve ``model`` (a preset name, a local directory or a Hugging Face id).
+
+    A :class:`Backend` instance as ``backend`` is used as it is (a custom classifier, or a fake
+    in tests): it reads the response alone, and ``model`` only names it in results.
 
     Raises:
         ConfigurationError: unknown preset or backend, or a backend the model cannot run on.
         MissingDependencyError: the backend's extra is not installed.
         ModelLoadError: a directory or its description file is missing or malformed.
     """
+    if isinstance(backend, Backend):
+        instance = backend
+        name = str(model) if model != "default" else getattr(instance, "name", "custom")
+        return ResolvedModel(name, "custom", InputFormat.RESPONSE, 0.5, lambda: instance)
     _check_backend(backend)
     if backend in ("onnx", "keyword"):
         _check_cpu_only(backend, device)

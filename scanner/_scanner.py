@@ -47,7 +47,9 @@ class NoRefusalScanner:
             threshold (``default``), or the preset's.
         model: a preset (``"default"``, ``"protectai"``, ``"agentlans"``, ``"keyword"``,
             ``"norefusal-light"``), a Hugging Face model id, or a local directory.
-        backend: ``"onnx"``, ``"transformers"`` or ``"keyword"``; defaults to the model's.
+        backend: ``"onnx"``, ``"transformers"`` or ``"keyword"``; defaults to the model's. A
+            :class:`Backend` instance plugs in a classifier of your own (texts in, P(refusal)
+            out); it reads the response alone, with threshold 0.5 unless given.
         match: ``"full"`` (one input per output, head and tail of a long one) or ``"sentence"``
             (each sentence scored, the highest wins).
         max_tokens: cap on tokens per input, below the model's own limit.
@@ -65,7 +67,7 @@ class NoRefusalScanner:
         *,
         threshold: float | None = None,
         model: str | Path = "default",
-        backend: str | None = None,
+        backend: str | Backend | None = None,
         match: MatchType | str = MatchType.FULL,
         max_tokens: int | None = None,
         device: str | None = None,
@@ -204,7 +206,11 @@ class NoRefusalScanner:
             except ScannerError:
                 raise
             except Exception as exc:
-                raise ScannerError(f"The {self.backend_name!r} backend failed: {exc!r}") from exc
+                # The type only: a backend's own message may quote the text it was given.
+                raise ScannerError(
+                    f"The {self.backend_name!r} backend failed with {type(exc).__name__}; "
+                    "the original exception is chained as __cause__."
+                ) from exc
             if got.shape != (len(chunk),) or not all(math.isfinite(x) for x in got):
                 raise ScannerError(
                     f"The {self.backend_name!r} backend returned invalid scores (shape "

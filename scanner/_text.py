@@ -74,14 +74,16 @@ def format_input(prompt: str, output: str, fmt: InputFormat) -> str:
 
     In the conversation format a prompt that is already role-tagged (it contains ``<|user|>``
     or another role tag) is kept as it is; a plain prompt becomes a user turn. Only the last
-    :data:`PROMPT_CHARS` characters of a long prompt are kept, behind :data:`PLACEHOLDER`.
+    :data:`PROMPT_CHARS` characters of a long prompt are kept, behind :data:`PLACEHOLDER`
+    (``<|user|><|...|>{end of prompt}`` for a plain one).
     """
     if fmt is InputFormat.RESPONSE:
         return output
-    if not any(tag in prompt for tag in _ROLE_TAGS):
-        prompt = "<|user|>" + prompt if prompt else ""
+    tagged = any(tag in prompt for tag in _ROLE_TAGS)
     if len(prompt) > PROMPT_CHARS:
         prompt = PLACEHOLDER + prompt[-PROMPT_CHARS:]
+    if prompt and not tagged:
+        prompt = "<|user|>" + prompt
     return f"{prompt}<|assistant|>{output}"
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import norefusal._backends._keyword as keyword_module
+import numpy as np
+import numpy.typing as npt
 import pytest
 from _tiny_models import (
     RecordingBackend,
@@ -15,7 +18,7 @@ from _tiny_models import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from norefusal import NoRefusalScanner, Signal
+from norefusal import Backend, NoRefusalScanner, Signal
 from norefusal._backends._keyword import KeywordBackend
 from norefusal._encoding import WindowedEncoder
 from norefusal._text import PLACEHOLDER, PROMPT_CHARS, format_input, split_sentences
@@ -72,15 +75,35 @@ def test_conversation_format_trims_long_prompts_behind_the_placeholder(
     prompt = "".join(f"turn {i}. " for i in range(400)) + "LATEST QUESTION?"
     scanner.scan(prompt, "Answer.")
     (text,) = recorder.texts
-    kept = text.removeprefix(PLACEHOLDER).removesuffix("<|assistant|>Answer.")
-    assert text.startswith(PLACEHOLDER)
+    # A plain prompt keeps its user tag in front of the placeholder, as agentlans' data does.
+    kept = text.removeprefix("<|user|>" + PLACEHOLDER).removesuffix("<|assistant|>Answer.")
+    assert text.startswith("<|user|>" + PLACEHOLDER)
     assert len(kept) == PROMPT_CHARS
-    assert ("<|user|>" + prompt).endswith(kept)
+    assert prompt.endswith(kept)
     assert kept.endswith("LATEST QUESTION?")
 
 
+def test_format_input_trims_a_role_tagged_prompt_without_adding_a_tag() -> None:
+    prompt = "<|system|>Be brief." + "<|user|>" + "q" * (2 * PROMPT_CHARS)
+    text = format_input(prompt, "y", scanner_format("agentlans"))
+    assert text == PLACEHOLDER + prompt[-PROMPT_CHARS:] + "<|assistant|>y"
+
+
+def test_backend_instance_plugs_in_a_custom_classifier() -> None:
+    class Constant(Backend):
+        name = "constant"
+
+        def predict(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+            return np.full(len(texts), 0.9)
+
+    scanner = NoRefusalScanner(backend=Constant())
+    result = scanner.scan("q", "anything")
+    assert (result.model, scanner.backend_name, result.score) == ("constant", "custom", 0.9)
+    assert result.is_refusal
+
+
 def test_format_input_keeps_a_prompt_that_fits() -> None:
-    prompt = "x" * (PROMPT_CHARS - len("<|user|>"))
+    prompt = "x" * PROMPT_CHARS
     assert (
         format_input(prompt, "y", scanner_format("agentlans")) == f"<|user|>{prompt}<|assistant|>y"
     )
