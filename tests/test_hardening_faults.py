@@ -78,13 +78,12 @@ class FaultyBackend(Backend):
 
 @pytest.fixture
 def make_faulty() -> Iterator[Any]:
-    """Builds keyword scanners whose backend has a fault; hung backends are released after."""
+    """Builds scanners on a backend with a fault; hung backends are released after the test."""
     backends: list[FaultyBackend] = []
 
     def make(fault: str) -> tuple[NoRefusalScanner, FaultyBackend]:
-        scanner = NoRefusalScanner(model="keyword")
         backend = FaultyBackend(fault)
-        scanner._backend = backend
+        scanner = NoRefusalScanner(backend=backend)
         backends.append(backend)
         return scanner, backend
 
@@ -141,7 +140,7 @@ async def test_a_faulty_backend_is_a_scanner_error_without_the_text(
         lambda: scanner.scan_batch([(PROMPT, secret), (PROMPT, ANSWER)]),
         lambda: _stream_finish(scanner, secret),
     ):
-        with pytest.raises(ScannerError, match="'keyword' backend") as info:
+        with pytest.raises(ScannerError, match="'custom' backend") as info:
             call()
         assert secret not in str(info.value)
         assert secret not in repr(info.value)
