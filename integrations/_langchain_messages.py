@@ -54,13 +54,18 @@ def content_text(content: object) -> str:
     return "".join(parts)
 
 
+#: ``non_standard`` wrappers unwrapped around a block; a payload nested deeper (or a cyclic
+#: one) is not read as a refusal signal, instead of overflowing the stack.
+_MAX_WRAPPERS = 8
+
+
 def _block_refusal(block: object) -> str | None:
     """The refusal text of a ``{"type": "refusal"}`` block (also wrapped as ``non_standard``)."""
-    if not isinstance(block, Mapping):
-        return None
-    if block.get("type") == "non_standard":
-        return _block_refusal(block.get("value"))
-    if block.get("type") != "refusal":
+    for _ in range(_MAX_WRAPPERS):
+        if not isinstance(block, Mapping) or block.get("type") != "non_standard":
+            break
+        block = block.get("value")
+    if not isinstance(block, Mapping) or block.get("type") != "refusal":
         return None
     text = block.get("refusal")
     # The standard block allows an empty string ("no message provided"): still a refusal.
