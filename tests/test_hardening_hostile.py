@@ -1,0 +1,408 @@
+"""Hardening, hostile input: whatever text or structure arrives, a valid result or a documented
+error, the same verdict for the same input, and bounded cost.
+
+Bounds asserted here (and stated in SECURITY.md):
+
+- tokenized characters per model input: at most ``2 * max_tokens * 12`` whatever the output's
+  length (the windowed encoder keeps a head and a tail window);
+- keyword backend: at most 2 * 4,000 characters matched per output;
+- memory: the peak traced allocation of one scan of a 10 MB output stays within 4x the
+  output's own size in memory (the text is checked for lone surrogates, and copied once to
+  replace them), and within 6x for a stream monitor fed the same output in pieces (it keeps
+  the text it was given, then joins it);
+- prompts: a conversation of any length reaches the model as its last 600 characters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import pytest
+from _openai_fakes import BASE_URL, chat_choice, chat_completion, no_network
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+from norefusal import NoRefusalScanner, ScanResult, Signal
+from norefusal._text import PLACEHOLDER, PROMPT_CHARS, InputFormat, format_input, role_tagged
+from norefusal.integrations._langchain_messages import message_candidate, prompt_text
+from norefusal.integrations._openai_request import Endpoint, build_prompt
+from norefusal.integrations.langchain import NoRefusalCallbackHandler
+from norefusal.integrations.openai import GuardedOpenAI
+from norefusal.policies import Candidate, Guard, Policy
+
+__all__ = ["no_network"]  # autouse fixture: no test here may reach the network
+
+MB = 1_000_000
+SPECIALS = [
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\r\n",
+    "\u202e",  # right-to-left override
+    "\u202d",
+    "\u2066",
+    "\u200f",
+    "\u200b",
+    "\ufeff",
+    "\ud800",  # lone surrogates
+    "\udfff",
+    "\ud83d",
+    "\U0001f645",
+    "e\u0301\u0301\u0301",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    PLACEHOLDER,
+    "I'm sorry, but I can't help with that.",
+    "I\u2019m not able to assist",
+    "Sure, here it is.",
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+    "\uffff",
+    "\U0010ffff",
+]
+
+#: Any code point, lone surrogates included, mixed with the specials above.
+hostile = st.lists(
+    st.one_of(
+        st.sampled_from(SPECIALS),
+        st.text(st.characters(exclude_categories=()), max_size=30),
+    ),
+    max_size=40,
+).map("".join)
+
+FAST = settings(max_examples=120, deadline=None)
+SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def check_result(result: ScanResult, output: str) -> None:
+    """The documented shape of every result."""
+    sanitized, valid, risk = result
+    assert sanitized == output  # the output exactly as given, never altered
+    assert 0.0 <= result.score <= 1.0
+    assert -1.0 <= risk <= 1.0
+    assert valid is (not result.is_refusal)
+    assert result.signal in (Signal.CLASSIFIER, Signal.EMPTY)
+    if not output.strip():
+        assert result.signal is Signal.EMPTY
+        assert valid
+
+
+def same(a: ScanResult, b: ScanResult) -> bool:
+    return (*a, a.score, a.is_refusal, a.signal) == (*b, b.score, b.is_refusal, b.signal)
+
+
+# -- scanner: any text -----------------------------------------------------------------------
+
+
+@FAST
+@given(prompt=hostile, output=hostile)
+def test_keyword_scan_of_any_text(
+    keyword_scanner: NoRefusalScanner, prompt: str, output: str
+) -> None:
+    first = keyword_scanner.scan(prompt, output)
+    check_result(first, output)
+    assert same(keyword_scanner.scan(prompt, output), first)  # same input, same verdict
+    batch = keyword_scanner.scan_batch([(prompt, output), ("", "filler"), (prompt, output)])
+    assert same(batch[0], first)
+    assert same(batch[2], first)
+
+
+@SLOW
+@given(prompt=hostile, output=hostile)
+def test_onnx_scan_of_any_text(onnx_scanner: NoRefusalScanner, prompt: str, output: str) -> None:
+    first = onnx_scanner.scan(prompt, output)
+    check_result(first, output)
+    assert same(onnx_scanner.scan(prompt, output), first)
+
+
+@SLOW
+@given(prompt=hostile, output=hostile)
+def test_conversation_format_model_on_any_text(
+    bert_scanner: NoRefusalScanner, prompt: str, output: str
+) -> None:
+    """The agentlans-style model also reads the prompt: role tags in it cannot break it."""
+    first = bert_scanner.scan(prompt, output)
+    check_result(first, output)
+    assert same(bert_scanner.scan(prompt, output), first)
+
+
+@FAST
+@given(output=hostile, cuts=st.lists(st.integers(0, 400), max_size=6))
+def test_a_stream_of_any_text_in_any_pieces(
+    keyword_scanner: NoRefusalScanner, output: str, cuts: list[int]
+) -> None:
+    monitor = keyword_scanner.stream("prompt")
+    bounds = sorted({0, len(output), *(min(c, len(output)) for c in cuts)})
+    for start, end in itertools.pairwise(bounds):
+        verdict = monitor.feed(output[start:end])
+        assert verdict is None or verdict.is_refusal
+    final = monitor.finish()
+    assert 0.0 <= final.score <= 1.0
+    assert monitor.length == len(output)
+    assert monitor.scans <= 4  # three checkpoints and the final scan, whatever the text
+    if not any("\ud800" <= ch <= "\udfff" for ch in output):
+        # Without lone surrogates (which each piece replaces on its own), a stream's final
+        # verdict is the verdict on the whole text.
+        assert same(final, keyword_scanner.scan("prompt", output))
+
+
+@FAST
+@given(output=hostile, prompt=hostile)
+def test_guard_check_of_any_text(
+    keyword_scanner: NoRefusalScanner, prompt: str, output: str
+) -> None:
+    guard = Guard(
+        Policy.from_dict(
+            {
+                "name": "hostile",
+                "timeout_s": 60,
+                "allowlist": ["Blocked.", {"regex": "(a+)+b", "ignore_case": True}],
+            }
+        ),
+        scanner=keyword_scanner,
+    )
+    first = guard.check(prompt, Candidate(output))
+    assert 0.0 <= first.score <= 1.0
+    assert first.signal in (Signal.CLASSIFIER, Signal.EMPTY, Signal.ALLOWLIST)
+    assert same(guard.check(prompt, Candidate(output)), first)
+
+
+# -- structures: messages and content blocks --------------------------------------------------
+
+leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), hostile, st.binary()
+)
+block = st.recursive(
+    leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(["type", "text", "content", "value", "refusal", "role", "x"]),
+            inner,
+            max_size=4,
+        ),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["text", "output_text", "input_text", "refusal", "image"])},
+            optional={"text": inner, "refusal": inner},
+        ),
+    ),
+    max_leaves=25,
+)
+message = st.one_of(
+    block,
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "x"])},
+        optional={"content": block, "type": st.sampled_from(["message", "function_call"])},
+    ),
+)
+
+
+@FAST
+@given(messages=st.one_of(block, st.lists(message, max_size=8)))
+def test_role_tagged_takes_any_structure(messages: Any) -> None:
+    """A string, or the documented TypeError for what is not a list of mappings."""
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        with pytest.raises(TypeError, match="must be a"):
+            role_tagged(messages)
+        return
+    got = role_tagged(messages)
+    assert isinstance(got, str)
+    assert got == role_tagged(messages)
+
+
+@FAST
+@given(messages=st.lists(message, max_size=8), user_input=st.one_of(block, hostile))
+def test_openai_prompt_building_takes_any_structure(messages: Any, user_input: Any) -> None:
+    """The guard reads request bodies defensively: never an error of its own."""
+    for body in (
+        {"messages": messages},
+        {"input": user_input, "instructions": user_input},
+        {"messages": user_input},
+    ):
+        for endpoint in Endpoint:
+            got = build_prompt(endpoint, body)
+            assert isinstance(got, str)
+            assert got == build_prompt(endpoint, body)
+
+
+lc_content = st.one_of(
+    hostile,
+    st.lists(
+        st.one_of(
+            hostile,
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["text", "refusal", "image", "non_standard"])},
+                optional={"text": hostile, "refusal": hostile, "value": block},
+            ),
+        ),
+        max_size=5,
+    ),
+)
+
+
+@FAST
+@given(content=lc_content, kwargs_refusal=st.one_of(st.none(), hostile, st.integers()))
+def test_langchain_messages_of_any_content(content: Any, kwargs_refusal: Any) -> None:
+    extra = {} if kwargs_refusal is None else {"refusal": kwargs_refusal}
+    ai = AIMessage(content=content, additional_kwargs=extra)
+    candidate = message_candidate(ai)
+    assert candidate.text is None or isinstance(candidate.text, str)
+    assert candidate == message_candidate(ai)
+    assert isinstance(prompt_text([SystemMessage(content), HumanMessage(content)]), str)
+
+
+def nested_non_standard(depth: int) -> dict[str, Any]:
+    inner: dict[str, Any] = {"type": "refusal", "refusal": "I can't."}
+    for _ in range(depth):
+        inner = {"type": "non_standard", "value": inner}
+    return inner
+
+
+@pytest.mark.parametrize("depth", [1, 8, 10_000])
+def test_deeply_nested_content_blocks(keyword_scanner: NoRefusalScanner, depth: int) -> None:
+    """A payload can nest blocks without limit; reading them must not overflow the stack."""
+    ai = AIMessage(content=[nested_non_standard(depth)])
+    candidate = message_candidate(ai)
+    # Up to 8 non_standard wrappers are unwrapped; a deeper payload is no provider signal
+    # (its text, if any, still goes to the classifier).
+    assert (candidate.refusal is not None) is (depth <= 8)
+    nested: list[Any] = ["the text"]
+    for _ in range(depth):
+        nested = [nested]
+    assert role_tagged([{"role": "user", "content": nested}]) == "<|user|>"
+    assert build_prompt(Endpoint.CHAT, {"messages": [{"role": "user", "content": nested}]}) == ""
+    handler = NoRefusalCallbackHandler(guard=Guard("monitor", scanner=keyword_scanner))
+    run_id = uuid.uuid4()
+    asked = HumanMessage(content=[nested_non_standard(depth)])
+    handler.on_chat_model_start({}, [[asked]], run_id=run_id)
+    handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=ai)]]), run_id=run_id)
+    assert handler.results[run_id].action in ("pass", "flag")
+
+
+# -- size: 10 MB outputs, 100k-message conversations ------------------------------------------
+
+TEN_MB = ("Paris is lovely in spring and in autumn. " * 250_000)[: 10 * MB]
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("which", ["keyword", "onnx"])
+@pytest.mark.parametrize("variant", ["ascii", "lone surrogate", "refusal at the end"])
+def test_a_10_mb_output_costs_bounded_memory(
+    which: str, variant: str, request: pytest.FixtureRequest
+) -> None:
+    scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
+    output = {
+        "ascii": TEN_MB,
+        "lone surrogate": TEN_MB[: 5 * MB] + "\ud800" + TEN_MB[5 * MB + 1 :],
+        "refusal at the end": TEN_MB + " I'm sorry, but I can't help with that.",
+    }[variant]
+    size = sys.getsizeof(output)
+    results: list[ScanResult] = []
+    assert peak_bytes(lambda: results.append(scanner.scan("q", output))) < 4 * size
+    (result,) = results
+    check_result(result, output)
+    if which == "keyword":  # the keyword backend reads the tail: a refusal there is found
+        assert result.is_refusal is (variant == "refusal at the end")
+
+    monitor = scanner.stream("q")
+
+    def stream() -> None:
+        for start in range(0, len(output), 256 * 1024):
+            monitor.feed(output[start : start + 256 * 1024])
+        results.append(monitor.finish())
+
+    assert peak_bytes(stream) < 6 * size
+    assert monitor.scans <= 4
+
+
+def test_tokenized_characters_per_scan_are_bounded(
+    onnx_scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend: Any = onnx_scanner.load()
+    encoder = backend._encoder
+    seen: list[int] = []
+    real = encoder._tok
+
+    class Recording:
+        def encode_batch(self, texts: list[str], **kwargs: Any) -> Any:
+            seen.extend(len(t) for t in texts)
+            return real.encode_batch(texts, **kwargs)
+
+    monkeypatch.setattr(encoder, "_tok", Recording())
+    for length in (10, 5_000, 100_000, 10 * MB):
+        seen.clear()
+        onnx_scanner.scan("q", TEN_MB[:length])
+        assert sum(seen) <= 2 * encoder.max_tokens * 12
+
+
+def conversation(n: int) -> list[dict[str, Any]]:
+    roles = ("user", "assistant", "tool", "system")
+    return [
+        {"role": roles[i % 4], "content": f"turn {i} " + "\u202e\x00" * (i % 3)} for i in range(n)
+    ]
+
+
+def test_a_100k_message_conversation(keyword_scanner: NoRefusalScanner) -> None:
+    messages = conversation(100_000)
+    tagged = role_tagged(messages)
+    assert tagged.startswith("<|user|>turn 0")
+    assert tagged.endswith("<|assistant|>turn 99997 \u202e\x00<|system|>turn 99999 ")
+    model_input = format_input(tagged, "the answer", InputFormat.CONVERSATION)
+    assert len(model_input) <= PROMPT_CHARS + len(PLACEHOLDER) + len("<|assistant|>the answer")
+    prompt = build_prompt(Endpoint.CHAT, {"messages": messages})
+    assert prompt.endswith("<|assistant|>turn 99997 \u202e\x00<|system|>turn 99999 ")
+    lc: list[BaseMessage] = [
+        HumanMessage(m["content"]) if i % 2 else AIMessage(m["content"])
+        for i, m in enumerate(messages)
+    ]
+    assert prompt_text(lc) == "turn 99999 "
+    handler = NoRefusalCallbackHandler(guard=Guard("monitor", scanner=keyword_scanner))
+    run_id = uuid.uuid4()
+    handler.on_chat_model_start({}, [lc], run_id=run_id)
+    answer = LLMResult(generations=[[ChatGeneration(message=AIMessage("I can't do that."))]])
+    handler.on_llm_end(answer, run_id=run_id)
+    assert handler.results[run_id].refused
+
+
+def test_a_10k_message_request_through_the_guarded_client(
+    keyword_scanner: NoRefusalScanner,
+) -> None:
+    """End to end (the openai client's own request building costs ~0.1 ms a message; the
+    guard's prompt building over 100k messages is tested above)."""
+    sizes: list[int] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        sizes.append(len(json.loads(request.content)["messages"]))
+        return httpx2.Response(200, json=chat_completion(chat_choice("I can't help with that.")))
+
+    client = GuardedOpenAI(
+        api_key="sk-test",
+        base_url=BASE_URL,
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard("monitor", scanner=keyword_scanner),
+    )
+    messages: Any = [
+        {"role": m["role"] if m["role"] != "tool" else "user", "content": m["content"]}
+        for m in conversation(10_000)
+    ]
+    completion = client.chat.completions.create(model="m", messages=messages)
+    assert completion.choices[0].message.content == "I can't help with that."
+    assert sizes == [10_000]
+    client.close()
