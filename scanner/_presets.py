@@ -179,6 +179,14 @@ def _resolve_preset(
             )
         if backend not in (None, "onnx"):
             raise ConfigurationError("The 'default' preset ships as ONNX only; use backend='onnx'.")
+        # Files the manifest lists are checked at load; one it omits would load unchecked.
+        recorded = read_artifact_config(DEFAULT_MODEL_DIR).files
+        unrecorded = sorted({"model.onnx", "tokenizer.json"} - set(recorded))
+        if unrecorded:
+            raise ModelLoadError(
+                f"{DEFAULT_MODEL_DIR / CONFIG_NAME} records no SHA256 for {unrecorded}, so the "
+                "embedded model cannot be verified. Reinstall norefusal."
+            )
         resolved = _resolve_directory(DEFAULT_MODEL_DIR, "onnx", max_tokens, device)
         return ResolvedModel(
             "default", "onnx", resolved.input_format, resolved.threshold, resolved.factory
