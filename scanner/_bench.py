@@ -40,7 +40,7 @@ __all__ = ["main"]
 _REPO = Path(__file__).resolve().parent.parent
 #: (sample size, latency repeats, batch repeats, length repeats, warm-up scans, stream tokens,
 #: stream delta characters) for a full and a ``--quick`` run.
-_FULL = {"sample": 150, "repeats": 2, "batch_repeats": 2, "length_repeats": 7, "warmup": 5,
+_FULL = {"sample": 150, "repeats": 1, "batch_repeats": 1, "length_repeats": 5, "warmup": 5,
          "stream_tokens": 4000, "delta_chars": 64}  # fmt: skip
 _QUICK = {"sample": 12, "repeats": 1, "batch_repeats": 1, "length_repeats": 3, "warmup": 2,
           "stream_tokens": 1000, "delta_chars": 256}  # fmt: skip

@@ -95,7 +95,7 @@ from norefusal import NoRefusalScanner
 scanner = NoRefusalScanner(**spec)
 scanner.scan(*sample[0])
 seconds = time.perf_counter() - start
-scanner.scan_batch(sample)
+scanner.scan_batch(sample[:32])  # one full batch
 try:  # this process's own high-water mark: ru_maxrss would include the parent's, from fork
     with open("/proc/self/status", encoding="ascii") as fh:
         peak_mb = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
+    "NOTES",
     "TARGETS",
     "Summary",
     "Target",
@@ -199,6 +200,18 @@ def check_targets(
     return out
 
 
+#: What each column measures, printed under the table.
+NOTES: tuple[str, ...] = (
+    "p50/p95/p99: single `scan()` calls, one after another, over the mixed sample. "
+    "batch: `scan_batch` over the sample (LLM Guard has no batch API: a loop of `scan()`). "
+    "20k / 100 tokens: median scan time of a 20k-token output over that of a 100-token one. "
+    "stream: `stream(prompt)`, every delta fed, then `finish()`, over one full scan of the same "
+    "text, with the number of classifier calls (LLM Guard: its streaming example, the whole "
+    "text rescanned at every delta). cold start: a fresh process, import to first result. "
+    "peak RSS: that process's high-water mark (VmHWM) after a batch of 32 more texts.",
+)
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "—"
@@ -242,7 +255,7 @@ def render_markdown(
             f"{_fmt(s.throughput)} | {_ratio(s.length_cost)} | {stream} | "
             f"{_fmt(s.cold_start_s, 2)} | {_fmt(s.peak_rss_mb, 0)} |"
         )
-    lines.append("")
+    lines += ["", *NOTES, ""]
     if baseline_reason:
         lines.append(f"**No ratios: {baseline_name} could not run.** {baseline_reason}")
     else:
