@@ -327,8 +327,9 @@ def test_allowlisted_block_messages_are_not_refusals(scanner: CountingScanner) -
 
 
 def test_the_allowlist_ignores_long_outputs(scanner: CountingScanner) -> None:
-    # A catastrophic-backtracking pattern costs nothing on a long output: it is never tried.
-    guard = Guard(policy(allowlist=[{"regex": "(a+)+b"}]), scanner=scanner)
+    # A backtracking pattern (n^4 steps; nested repeats are refused at load) costs nothing on
+    # a long output: it is never tried.
+    guard = Guard(policy(allowlist=[{"regex": "a*a*a*a*b"}]), scanner=scanner)
     result = guard.check(PROMPT, Candidate("a" * 50_000))
     assert result.signal is Signal.CLASSIFIER
     assert guard.check(PROMPT, Candidate("aaab")).signal is Signal.ALLOWLIST
