@@ -36,7 +36,7 @@ from norefusal.integrations._langchain_messages import message_candidate, prompt
 from norefusal.integrations._openai_request import Endpoint, build_prompt
 from norefusal.integrations.langchain import NoRefusalCallbackHandler
 from norefusal.integrations.openai import GuardedOpenAI
-from norefusal.policies import Candidate, Guard, Policy
+from norefusal.policies import Candidate, Guard, Policy, PolicyError
 
 __all__ = ["no_network"]  # autouse fixture: no test here may reach the network
 
@@ -164,7 +164,11 @@ def test_guard_check_of_any_text(
             {
                 "name": "hostile",
                 "timeout_s": 60,
-                "allowlist": ["Blocked.", {"regex": "(a+)+b", "ignore_case": True}],
+                "allowlist": [
+                    "Blocked.",
+                    {"regex": r"Request \d+ was blocked\.", "ignore_case": True},
+                    {"regex": ".*blocked by .* filter.*"},
+                ],
             }
         ),
         scanner=keyword_scanner,
@@ -173,6 +177,28 @@ def test_guard_check_of_any_text(
     assert 0.0 <= first.score <= 1.0
     assert first.signal in (Signal.CLASSIFIER, Signal.EMPTY, Signal.ALLOWLIST)
     assert same(guard.check(prompt, Candidate(output)), first)
+
+
+@pytest.mark.parametrize(
+    "regex", [r"(a+)+b", r"(\w+\s?)*$", r"(?:x*)*y", r"((ab)*c)+", r"(.+)*!", r"(?=(a+)+)a"]
+)
+def test_an_allowlist_regex_that_backtracks_exponentially_is_refused(regex: str) -> None:
+    """Outputs are model-written: ``(a+)+b`` on 40 crafted characters runs for days."""
+    with pytest.raises(PolicyError, match="repeats a repeated part"):
+        Policy.from_dict({"name": "redos", "allowlist": [{"regex": regex}]})
+
+
+def test_allowed_allowlist_regexes_stay_fast_on_crafted_outputs(
+    keyword_scanner: NoRefusalScanner,
+) -> None:
+    """Accepted shapes, against the outputs that hurt them most (no hang: the test ends)."""
+    patterns = [r"(a++)+b", r"(?>a+)+b", r".*blocked by .* filter.*", r"(?:foo|bar)+!"]
+    guard = Guard(
+        Policy.from_dict({"name": "ok", "allowlist": [{"regex": p} for p in patterns]}),
+        scanner=keyword_scanner,
+    )
+    for crafted in ("a" * 3_999 + "c", "blocked by " * 360, "foo" * 1_300):
+        assert guard.check("q", Candidate(crafted)).signal is Signal.CLASSIFIER
 
 
 # -- structures: messages and content blocks --------------------------------------------------
