@@ -48,6 +48,9 @@ ENV_FIELDS: tuple[tuple[str, ...], ...] = (
 
 _ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MAX_BYTES = 1_000_000
+#: Problems listed in one error: a file with thousands of bad keys must not take minutes.
+_MAX_PROBLEMS = 20
+_TOO_DEEP = "nested too deeply to be a policy (policies are a few levels deep); check the input."
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ def policy_from_yaml(
         raise PolicyError([_yaml_problem(exc, None)], source=source) from None
     except yaml.YAMLError as exc:
         raise PolicyError([Problem("", f"not valid YAML: {exc}")], source=source) from None
+    except RecursionError:  # PyYAML composes recursively: [[[[...]]]] exhausts the stack
+        raise PolicyError([Problem("", _TOO_DEEP)], source=source) from None
     if root is not None:
         duplicate = _find_duplicate(root, ())
         if duplicate is not None:
@@ -105,6 +110,8 @@ def policy_from_yaml(
         data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise PolicyError([_yaml_problem(exc, root)], source=source) from None
+    except RecursionError:
+        raise PolicyError([Problem("", _TOO_DEEP)], source=source) from None
     if not isinstance(data, dict):
         got = "an empty document" if data is None else f"a {_yaml_type(data)}"
         raise PolicyError(
@@ -276,9 +283,19 @@ def _validate(
     try:
         return Policy.model_validate(expanded)
     except ValidationError as exc:
-        problems = [_problem(error, root) for error in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+        try:
+            # Finding a problem's line walks the document: list a bounded number of them.
+            problems = [_problem(error, root) for error in errors[:_MAX_PROBLEMS]]
+        except RecursionError:  # showing a deeply nested value
+            problems = [Problem("", _TOO_DEEP)]
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
-        raise PolicyError(problems, source=source) from None
+        if len(errors) > _MAX_PROBLEMS:
+            more = len(errors) - _MAX_PROBLEMS
+            problems.append(Problem("", f"... and {more} more problem(s) like these."))
+    except RecursionError:
+        problems = [Problem("", _TOO_DEEP)]
+    raise PolicyError(problems, source=source) from None
 
 
 _ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")  # <Action.FLAG: 'flag'> -> 'flag'
