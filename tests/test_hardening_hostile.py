@@ -201,6 +201,76 @@ def test_allowed_allowlist_regexes_stay_fast_on_crafted_outputs(
         assert guard.check("q", Candidate(crafted)).signal is Signal.CLASSIFIER
 
 
+yaml_text = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "name: x\n",
+                "action: raise\n",
+                "allowlist:\n",
+                "  - ",
+                "{",
+                "}",
+                "[",
+                "]",
+                ": ",
+                "&a ",
+                "*a ",
+                "!!python/object:os.system ",
+                "\t",
+                "\x00",
+                "'",
+                '"',
+                "\n",
+                "- ",
+                "scanner:\n  model: ",
+                "${HOME}",
+                "timeout_s: 1e9\n",
+                "retries: -1\n",
+            ]
+        ),
+        hostile,
+    ),
+    max_size=30,
+).map("".join)
+
+
+@FAST
+@given(text=yaml_text)
+def test_a_policy_from_any_text_is_a_policy_or_a_policy_error(text: str) -> None:
+    outcome: Policy | PolicyError
+    try:
+        outcome = Policy.from_yaml(text)
+    except PolicyError as exc:  # the documented error; anything else fails the test
+        outcome = exc
+    assert isinstance(outcome, Policy) or outcome.problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: x\nallowlist: " + "[" * 5_000 + "]" * 5_000,
+        "name: x\nscanner: " + "{a: " * 3_000 + "1" + "}" * 3_000,
+        '{"name": "x", "scanner": ' + '{"a": ' * 5_000 + "1" + "}" * 5_000 + "}",
+        "name: x\n" + "".join(f"k{i}: 1\n" for i in range(5_000)),
+    ],
+    ids=["deep list", "deep mapping", "deep json", "5000 unknown keys"],
+)
+def test_hostile_policy_files_end_in_a_policy_error(text: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml(text)
+    assert len(info.value.problems) <= 21  # a bounded report, not one line per key
+
+
+def test_a_deeply_nested_policy_mapping_is_a_policy_error() -> None:
+    nested: dict[str, Any] = {"a": 1}
+    for _ in range(20_000):
+        nested = {"a": nested}
+    for field in ("allowlist", "name", "scanner"):
+        with pytest.raises(PolicyError):
+            Policy.from_dict({"name": "x", field: nested})
+
+
 # -- structures: messages and content blocks --------------------------------------------------
 
 leaf = st.one_of(
