@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ._bench_inputs import load_inputs
+from ._bench_inputs import BenchInputs, load_inputs
 from ._bench_measure import (
     BASELINE_NAME,
     BaselineOutcome,
@@ -133,7 +133,7 @@ def _label(spec: dict[str, Any], scanner: NoRefusalScanner | None) -> str:
 
 
 def _measure_norefusal(
-    spec: dict[str, Any], inputs_path: Path, inputs: Any
+    spec: dict[str, Any], inputs_path: Path, inputs: BenchInputs
 ) -> tuple[str, dict[str, Any]]:
     try:
         scanner = NoRefusalScanner(model=spec["model"], backend=spec["backend"])

@@ -6,6 +6,7 @@ is missing, failing, or a fake script printing fixed timings. Nothing asserts on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from norefusal import _cli
 from norefusal._bench import main
 from norefusal._bench_inputs import CHARS_PER_TOKEN, load_inputs
 from norefusal._bench_measure import BASELINE_NAME, run_baseline
@@ -295,8 +297,9 @@ def test_missing_default_model_is_reported_not_raised(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    code = main(
+    code = _cli.main(  # through the `norefusal bench` command
         [
+            "bench",
             *("--quick", "--data", str(data), "--model", str(tmp_path / "no-model")),
             *("--compare", "", "--llm-guard-python", str(tmp_path / "none"), "--json", str(out)),
         ]
@@ -311,3 +314,47 @@ def test_missing_default_model_is_reported_not_raised(
 def test_bad_data_dir_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--quick", "--data", str(tmp_path / "nowhere")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+# -- the LLM Guard side, without llm-guard: its measurements produce what the harness reads --
+
+
+@pytest.fixture
+def baseline_module() -> Any:
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "llm_guard_baseline.py"
+    spec = importlib.util.spec_from_file_location("llm_guard_baseline", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # stdlib imports only at module level
+    return module
+
+
+class CountingScanner:
+    """Stands in for LLM Guard's NoRefusal: ``scan(prompt, output)`` as its protocol has it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def scan(self, prompt: str, output: str) -> tuple[str, bool, float]:
+        self.seen.append(output)
+        return output, True, -1.0
+
+
+def test_baseline_measurements_feed_the_harness(baseline_module: Any, data: Path) -> None:
+    inputs = load_inputs(data, sample_size=6, stream_tokens=100, delta_chars=40)
+    spec = {**inputs.to_json(), "warmup": 1, "repeats": 2, "batch_repeats": 1, "length_repeats": 2}
+    scanner = CountingScanner()
+    measured = baseline_module.measure(scanner, spec)
+    summary = summarize(BASELINE_NAME, {**measured, "cold": {"seconds": 1.0, "peak_rss_mb": 9}})
+    assert summary.error is None
+    assert summary.scans == 12  # 6 texts, twice
+    assert summary.batch_api == "scan() loop (no batch API)"
+    assert set(summary.length_ms or {}) == set(inputs.lengths)
+    # LLM Guard's streaming example: every delta past the first 30 characters rescans it all.
+    grown = [sum(len(d) for d in inputs.deltas[: i + 1]) for i in range(len(inputs.deltas))]
+    assert summary.stream_scans == sum(n > 30 for n in grown)
+    stream_texts = [t for t in scanner.seen if "".join(inputs.deltas).startswith(t)]
+    assert len(stream_texts) >= summary.stream_scans
+    texts = list(baseline_module.corpus_texts(spec, data))
+    assert "I'm sorry, but I can't help with that." in texts
