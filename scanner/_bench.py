@@ -54,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         type=Path,
-        default=Path("../shared/data"),
-        help="directory of *.jsonl rows with prompt/response/label (default: %(default)s)",
+        default=None,
+        help="directory of *.jsonl rows with prompt/response/label (default: ../shared/data, "
+        "from the current directory or the repository root)",
     )
     p.add_argument(
         "--model",
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument("--backend", default=None, help="backend for --model (default: the model's)")
+    p.add_argument(
+        "--max-tokens", type=int, default=None, help="token cap for --model (default: the model's)"
+    )
     p.add_argument(
         "--compare",
         default="keyword,norefusal-light",
@@ -111,13 +115,23 @@ def _default_python() -> Path | None:
     return None
 
 
+def _default_data() -> Path:
+    relative = Path("../shared/data")
+    for candidate in (relative, _REPO / relative):
+        if candidate.is_dir():
+            return candidate
+    return relative
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "norefusal" / "bench"
 
 
 def _scanner_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
-    specs: list[dict[str, Any]] = [{"model": str(args.model), "backend": args.backend}]
+    specs: list[dict[str, Any]] = [
+        {"model": str(args.model), "backend": args.backend, "max_tokens": args.max_tokens}
+    ]
     for name in filter(None, (n.strip() for n in args.compare.split(","))):
         if name != args.model:
             specs.append({"model": name, "backend": None})
@@ -136,7 +150,7 @@ def _measure_norefusal(
     spec: dict[str, Any], inputs_path: Path, inputs: BenchInputs
 ) -> tuple[str, dict[str, Any]]:
     try:
-        scanner = NoRefusalScanner(model=spec["model"], backend=spec["backend"])
+        scanner = NoRefusalScanner(**{k: v for k, v in spec.items() if v is not None})
         name = _label(spec, scanner)
         _progress(f"measuring {name}")
         raw = measure_scanner(scanner, inputs)
@@ -168,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when it ran (with ``--check``: and every target passed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.data = args.data or _default_data()
     cfg = dict(_QUICK if args.quick else _FULL)
     for key, value in (("sample", args.sample), ("repeats", args.repeats),
                        ("delta_chars", args.stream_delta)):  # fmt: skip
