@@ -184,11 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.data = args.data or _default_data()
     cfg = dict(_QUICK if args.quick else _FULL)
-    for key, value in (("sample", args.sample), ("repeats", args.repeats),
-                       ("delta_chars", args.stream_delta)):  # fmt: skip
+    for key, option, value in (("sample", "--sample", args.sample),
+                               ("repeats", "--repeats", args.repeats),
+                               ("delta_chars", "--stream-delta", args.stream_delta)):  # fmt: skip
         if value is not None:
             if value < 1:
-                print(f"norefusal bench: --{key.replace('_', '-')} must be >= 1.", file=sys.stderr)
+                print(f"norefusal bench: {option} must be >= 1.", file=sys.stderr)
                 return 2
             cfg[key] = value
     try:

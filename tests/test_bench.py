@@ -311,9 +311,13 @@ def test_missing_default_model_is_reported_not_raised(
     assert "unavailable: ModelLoadError" in capsys.readouterr().out
 
 
-def test_bad_data_dir_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_are_usage_errors(
+    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--quick", "--data", str(tmp_path / "nowhere")]) == 2
     assert "--data" in capsys.readouterr().err
+    assert main(["--quick", "--data", str(data), "--stream-delta", "0"]) == 2
+    assert "--stream-delta must be >= 1" in capsys.readouterr().err
 
 
 # -- the LLM Guard side, without llm-guard: its measurements produce what the harness reads --
