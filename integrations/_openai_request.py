@@ -22,6 +22,7 @@ __all__ = [
     "candidates",
     "endpoint_of",
     "fallback_body",
+    "list_field",
     "replace_response",
     "retry_body",
     "str_field",
@@ -76,7 +77,7 @@ def _content_text(content: object) -> str:
             part["text"]
             for part in content
             if isinstance(part, Mapping)
-            and part.get("type") in _TEXT_PARTS
+            and str(part.get("type")) in _TEXT_PARTS  # str(): a list "type" is unhashable
             and isinstance(part.get("text"), str)
         ]
         return "\n".join(texts)
@@ -140,9 +141,15 @@ def str_field(obj: object, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def list_field(obj: object, name: str) -> list[Any]:
+    """``obj.name`` when it is a list, else ``[]`` (``"choices": true`` is not iterable)."""
+    value = getattr(obj, name, None)
+    return value if isinstance(value, list) else []
+
+
 def _chat_candidates(completion: ChatCompletion) -> list[Candidate]:
     found: list[Candidate] = []
-    for choice in getattr(completion, "choices", None) or []:
+    for choice in list_field(completion, "choices"):
         message = getattr(choice, "message", None)
         content = str_field(message, "content")
         refusal = str_field(message, "refusal")
@@ -161,10 +168,10 @@ def response_candidate(response: Response) -> Candidate:
     """One candidate for a Responses API response: its text, or the refusal that stands for it."""
     texts: list[str] = []
     refusals: list[str] = []
-    for item in getattr(response, "output", None) or []:
+    for item in list_field(response, "output"):
         if str_field(item, "type") != "message":
             continue
-        for part in getattr(item, "content", None) or []:
+        for part in list_field(item, "content"):
             kind = str_field(part, "type")
             if kind == "output_text":
                 texts.append(str_field(part, "text") or "")

@@ -28,7 +28,7 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from ._openai_request import Endpoint, replace_response, str_field
+from ._openai_request import Endpoint, list_field, replace_response, str_field
 
 if TYPE_CHECKING:
     from norefusal import ScanResult
@@ -311,7 +311,7 @@ class StreamCore:
 def _choices(chunk: ChatCompletionChunk) -> list[tuple[int, object]]:
     """The choices of a chunk with their indices; malformed ones (no int index) are skipped."""
     found: list[tuple[int, object]] = []
-    for choice in getattr(chunk, "choices", None) or []:
+    for choice in list_field(chunk, "choices"):
         index = getattr(choice, "index", None)
         if isinstance(index, int) and index >= 0:
             found.append((index, choice))
