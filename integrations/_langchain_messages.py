@@ -29,6 +29,9 @@ _REFUSAL_FINISH_REASONS: Mapping[str, frozenset[str]] = {
     "stop_reason": frozenset({"refusal"}),
 }
 
+#: Roles of a user turn in tuple and dict messages.
+_USER = frozenset({"human", "user"})
+
 #: Text-bearing content block types (LangChain standard, OpenAI chat, OpenAI Responses).
 _TEXT_TYPES = frozenset({"text", "output_text"})
 
@@ -47,7 +50,7 @@ def content_text(content: object) -> str:
     for block in content:
         if isinstance(block, str):
             parts.append(block)
-        elif isinstance(block, Mapping) and block.get("type") in _TEXT_TYPES:
+        elif isinstance(block, Mapping) and str(block.get("type")) in _TEXT_TYPES:
             text = block.get("text")
             if isinstance(text, str):
                 parts.append(text)
@@ -147,9 +150,10 @@ def _messages_prompt(messages: Sequence[object]) -> str:
             and not isinstance(message, AIMessage)
         ):
             last_text = content_text(message.content)
-        elif isinstance(message, tuple) and len(message) == 2 and message[0] in {"human", "user"}:
+        # str(): a role given as a list or dict is unhashable, and must not raise here.
+        elif isinstance(message, tuple) and len(message) == 2 and str(message[0]) in _USER:
             return content_text(message[1])
-        elif isinstance(message, Mapping) and message.get("role") in {"human", "user"}:
+        elif isinstance(message, Mapping) and str(message.get("role")) in _USER:
             return content_text(message.get("content"))
     return last_text
 
