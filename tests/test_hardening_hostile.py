@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx2
+import openai
 import pytest
 from _openai_fakes import BASE_URL, chat_choice, chat_completion, no_network
 from hypothesis import HealthCheck, given, settings
@@ -330,13 +331,15 @@ def test_openai_prompt_building_takes_any_structure(messages: Any, user_input: A
             assert got == build_prompt(endpoint, body)
 
 
+anything = st.one_of(st.none(), st.booleans(), st.integers(), hostile, st.lists(st.integers()))
+
 lc_content = st.one_of(
     hostile,
     st.lists(
         st.one_of(
             hostile,
             st.fixed_dictionaries(
-                {"type": st.sampled_from(["text", "refusal", "image", "non_standard"])},
+                {"type": st.one_of(st.sampled_from(["text", "refusal", "non_standard"]), anything)},
                 optional={"text": hostile, "refusal": hostile, "value": block},
             ),
         ),
@@ -354,6 +357,15 @@ def test_langchain_messages_of_any_content(content: Any, kwargs_refusal: Any) ->
     assert candidate.text is None or isinstance(candidate.text, str)
     assert candidate == message_candidate(ai)
     assert isinstance(prompt_text([SystemMessage(content), HumanMessage(content)]), str)
+
+
+@FAST
+@given(prompt=st.one_of(block, st.lists(st.one_of(block, st.tuples(block, block)), max_size=5)))
+def test_langchain_prompts_of_any_shape(prompt: Any) -> None:
+    """Whatever a chain is invoked with, the prompt is a string (maybe empty), never an error."""
+    got = prompt_text(prompt)
+    assert isinstance(got, str)
+    assert got == prompt_text(prompt)
 
 
 def nested_non_standard(depth: int) -> dict[str, Any]:
@@ -382,6 +394,167 @@ def test_deeply_nested_content_blocks(keyword_scanner: NoRefusalScanner, depth: 
     handler.on_chat_model_start({}, [[asked]], run_id=run_id)
     handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=ai)]]), run_id=run_id)
     assert handler.results[run_id].action in ("pass", "flag")
+
+
+sse_choice = st.fixed_dictionaries(
+    {},
+    optional={
+        "index": st.one_of(st.integers(-2, 3), st.just(10**12), st.text(max_size=2)),
+        "delta": st.one_of(
+            anything,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "content": st.one_of(hostile, anything),
+                    "refusal": st.one_of(hostile, anything),
+                    "role": st.sampled_from(["assistant", "tool", 7]),
+                },
+            ),
+        ),
+        "finish_reason": st.sampled_from([None, "stop", "content_filter", "length", 3]),
+    },
+)
+sse_chunk = st.fixed_dictionaries(
+    {"object": st.just("chat.completion.chunk")},
+    optional={
+        "id": st.one_of(hostile, st.integers()),
+        "choices": st.one_of(st.none(), anything, st.lists(sse_choice, max_size=3)),
+        "created": anything,
+        "model": anything,
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping malformed chunks
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(sse_chunk, max_size=12), done=st.booleans())
+def test_a_malformed_stream_reads_exactly_like_the_unguarded_client(
+    keyword_scanner: NoRefusalScanner, chunks: list[dict[str, Any]], done: bool
+) -> None:
+    """Whatever the upstream sends, the guard adds no error of its own and drops nothing."""
+    body = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks)
+    body += b"data: [DONE]\n\n" if done else b""
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    def read(client: Any) -> tuple[list[Any], type[BaseException] | None]:
+        got: list[Any] = []
+        try:
+            ask: Any = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
+            for chunk in client.chat.completions.create(stream=True, **ask):
+                got.append(chunk.to_dict())
+        except Exception as exc:
+            return got, type(exc)
+        return got, None
+
+    options: Any = {"api_key": "sk-test", "base_url": BASE_URL, "max_retries": 0}
+    plain = openai.OpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)), **options
+    )
+    guarded = GuardedOpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard(Policy.from_dict({"name": "flag", "timeout_s": 60}), scanner=keyword_scanner),
+        **options,
+    )
+    assert read(guarded) == read(plain)
+
+
+completion_body = st.fixed_dictionaries(
+    {"object": st.just("chat.completion")},
+    optional={
+        "id": anything,
+        "model": anything,
+        "choices": st.one_of(
+            anything,
+            st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "index": anything,
+                        "finish_reason": st.sampled_from([None, "stop", "content_filter", 1]),
+                        "message": st.one_of(
+                            anything,
+                            st.fixed_dictionaries(
+                                {},
+                                optional={
+                                    "content": st.one_of(hostile, anything),
+                                    "refusal": st.one_of(hostile, anything),
+                                    "role": anything,
+                                },
+                            ),
+                        ),
+                    },
+                ),
+                max_size=3,
+            ),
+        ),
+    },
+)
+responses_body = st.fixed_dictionaries(
+    {"object": st.just("response")},
+    optional={
+        "status": anything,
+        "incomplete_details": st.one_of(anything, st.just({"reason": "content_filter"})),
+        "output": st.one_of(
+            anything,
+            st.lists(
+                st.fixed_dictionaries(
+                    {"type": st.sampled_from(["message", "reasoning", 3])},
+                    optional={
+                        "content": st.one_of(
+                            anything,
+                            st.lists(
+                                st.fixed_dictionaries(
+                                    {"type": st.sampled_from(["output_text", "refusal", None])},
+                                    optional={"text": anything, "refusal": anything},
+                                ),
+                                max_size=3,
+                            ),
+                        )
+                    },
+                ),
+                max_size=3,
+            ),
+        ),
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping malformed chunks
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chat=completion_body, response=responses_body)
+def test_a_malformed_body_reads_exactly_like_the_unguarded_client(
+    keyword_scanner: NoRefusalScanner, chat: dict[str, Any], response: dict[str, Any]
+) -> None:
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, json=chat if request.url.path.endswith("/chat/completions") else response
+        )
+
+    def read(client: Any) -> list[Any]:
+        got: list[Any] = []
+        calls: list[Callable[[], Any]] = [
+            lambda: client.chat.completions.create(model="m", messages=[]),
+            lambda: client.responses.create(model="m", input="q"),
+        ]
+        for call in calls:
+            try:
+                got.append(call().to_dict())
+            except Exception as exc:
+                got.append(type(exc))
+        return got
+
+    options: Any = {"api_key": "sk-test", "base_url": BASE_URL, "max_retries": 0}
+    plain = openai.OpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)), **options
+    )
+    guarded = GuardedOpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard(Policy.from_dict({"name": "flag", "timeout_s": 60}), scanner=keyword_scanner),
+        **options,
+    )
+    assert read(guarded) == read(plain)
 
 
 # -- size: 10 MB outputs, 100k-message conversations ------------------------------------------
