@@ -74,23 +74,26 @@ class WindowedEncoder:
         self._room = room
         self._head = round((room - len(self._placeholder)) * head_fraction)
         self._tail = room - len(self._placeholder) - self._head
-        self._cut = room * _CHARS_PER_TOKEN
+        # Each window is sized to its own token budget: tokenizing more is wasted work.
+        self._head_cut = self._head * _CHARS_PER_TOKEN
+        self._tail_cut = self._tail * _CHARS_PER_TOKEN
         self._pad_id = _pad_id(tok)
 
     def encode(self, texts: Sequence[str]) -> Encoded:
         """Encode ``texts`` into one batch padded to its longest row."""
         segments: list[str] = []
+        long = self._head_cut + self._tail_cut
         for text in texts:
-            if len(text) > 2 * self._cut:
-                segments.append(text[: self._cut])
-                segments.append(text[-self._cut :])
+            if len(text) > long:
+                segments.append(text[: self._head_cut])
+                segments.append(text[len(text) - self._tail_cut :])
             else:
                 segments.append(text)
         encodings = self._tok.encode_batch(segments, add_special_tokens=False)
         rows: list[list[int]] = []
         i = 0
         for text in texts:
-            if len(text) > 2 * self._cut:
+            if len(text) > long:
                 body = self._join(encodings[i].ids, encodings[i + 1].ids)
                 i += 2
             else:

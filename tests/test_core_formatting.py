@@ -213,7 +213,7 @@ def test_sparse_tail_window_keeps_all_its_tokens() -> None:
     placeholder = _plain(tok, f" {PLACEHOLDER} ")
     p = next(i for i in range(len(row)) if row[i : i + len(placeholder)] == placeholder)
     tail = row[p + len(placeholder) : -1]
-    window = _plain(tok, text[-encoder._cut :])  # the characters the tail window tokenizes
+    window = _plain(tok, text[-encoder._tail_cut :])  # the characters the tail window tokenizes
     assert len(window) < encoder._tail  # fewer tokens than the tail's share of the budget
     assert tail == window == [unk] * len(window)
     assert len(row) <= 64
@@ -276,7 +276,7 @@ def test_hostile_outputs_give_a_valid_result_with_bounded_tokenization(
     assert result.valid is not result.is_refusal
     # Two windows at most, each bounded by the token budget: not the megabyte.
     assert len(counter.segments) <= 2
-    assert sum(counter.segments) <= 2 * backend._encoder._cut
+    assert sum(counter.segments) <= backend._encoder._head_cut + backend._encoder._tail_cut
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

@@ -53,6 +53,9 @@ class OnnxBackend(Backend):
         options.intra_op_num_threads = threads or _threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Spinning idle threads cost the host application CPU and, measured on 2 cores, doubled
+        # p50 latency and tripled p99: a guardrail runs between other work, not in a tight loop.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(model_path), options, providers=["CPUExecutionProvider"]
