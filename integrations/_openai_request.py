@@ -13,7 +13,7 @@ from typing import Any
 from norefusal.policies import Candidate
 from openai._constants import RAW_RESPONSE_HEADER
 from openai._legacy_response import LegacyAPIResponse
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessage
 from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
 
 __all__ = [
@@ -246,7 +246,10 @@ def _replace_chat(
 ) -> ChatCompletion:
     new = completion.model_copy(deep=True)
     for i in indices:
-        msg = new.choices[i].message
+        choice = new.choices[i]
+        msg = getattr(choice, "message", None)
+        if not isinstance(msg, ChatCompletionMessage):  # a malformed body: no usable message
+            msg = choice.message = ChatCompletionMessage.model_construct(role="assistant")
         # A structured-output request gets the message where the API puts refusals, so that
         # parsers expecting JSON in ``content`` do not choke on it.
         msg.content, msg.refusal = (None, message) if structured else (message, None)
@@ -260,8 +263,8 @@ def _replace_response(response: Response, message: str) -> Response:
     text = ResponseOutputText(type="output_text", text=message, annotations=[])
     kept: list[Any] = []
     placed = False
-    for item in new.output or []:
-        if item.type != "message":
+    for item in list_field(new, "output"):
+        if getattr(item, "type", None) != "message" or not hasattr(item, "content"):
             kept.append(item)
         elif not placed:
             item.content = [text]

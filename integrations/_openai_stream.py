@@ -268,7 +268,9 @@ class StreamCore:
 
     def _deliver(self, item: object) -> None:
         """Remember the Responses API output items the consumer has been told about."""
-        if isinstance(item, (ResponseOutputItemAddedEvent, ResponseOutputItemDoneEvent)):
+        if isinstance(
+            item, (ResponseOutputItemAddedEvent, ResponseOutputItemDoneEvent)
+        ) and isinstance(item.output_index, int):  # unvalidated: may be any JSON value
             self._delivered[item.output_index] = item.item
 
     def _synthetic(self, key: int, replacement: str) -> object:
@@ -301,9 +303,10 @@ class StreamCore:
         base.incomplete_details = None
         final = replace_response(base, [0], replacement, structured=self._structured)
         assert isinstance(final, Response)
+        number = getattr(self._last, "sequence_number", None)
         return ResponseCompletedEvent(
             type="response.completed",
-            sequence_number=getattr(self._last, "sequence_number", 0) + 1,
+            sequence_number=number + 1 if isinstance(number, int) else 0,
             response=final,
         )
 
