@@ -331,6 +331,9 @@ def test_openai_prompt_building_takes_any_structure(messages: Any, user_input: A
             assert got == build_prompt(endpoint, body)
 
 
+REPLACE = Policy.from_dict(
+    {"name": "replace", "action": "replace", "replacement": "Replaced.", "timeout_s": 60}
+)
 anything = st.one_of(st.none(), st.booleans(), st.integers(), hostile, st.lists(st.integers()))
 
 lc_content = st.one_of(
@@ -457,7 +460,95 @@ def test_a_malformed_stream_reads_exactly_like_the_unguarded_client(
         guard=Guard(Policy.from_dict({"name": "flag", "timeout_s": 60}), scanner=keyword_scanner),
         **options,
     )
-    assert read(guarded) == read(plain)
+    expected = read(plain)
+    assert read(guarded) == expected
+    # A replacement may end the stream early, with a synthetic last chunk or event, but it
+    # never raises an error the client itself would not have raised.
+    replacing = GuardedOpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard(REPLACE, scanner=keyword_scanner),
+        **options,
+    )
+    assert read(replacing)[1] in (None, expected[1])
+
+
+responses_event = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(
+            [
+                "response.created",
+                "response.output_item.added",
+                "response.output_text.delta",
+                "response.refusal.delta",
+                "response.output_item.done",
+                "response.incomplete",
+                "response.completed",
+                "response.unknown",
+            ]
+        )
+    },
+    optional={
+        "sequence_number": anything,
+        "output_index": st.one_of(st.integers(-1, 2), anything),
+        "content_index": anything,
+        "item_id": anything,
+        "delta": st.one_of(hostile, anything),
+        "item": st.one_of(anything, st.just({"type": "message", "content": []})),
+        "response": st.one_of(
+            anything,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "incomplete_details": st.one_of(
+                        anything, st.just({"reason": "content_filter"})
+                    ),
+                    "output": anything,
+                },
+            ),
+        ),
+    },
+)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic, dumping malformed events
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=st.lists(responses_event, max_size=10))
+def test_a_malformed_responses_stream_reads_exactly_like_the_unguarded_client(
+    keyword_scanner: NoRefusalScanner, events: list[dict[str, Any]]
+) -> None:
+    body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    def read(client: Any) -> tuple[list[Any], type[BaseException] | None]:
+        got: list[Any] = []
+        try:
+            for event in client.responses.create(model="m", input="q", stream=True):
+                got.append(event.to_dict())
+        except Exception as exc:
+            return got, type(exc)
+        return got, None
+
+    options: Any = {"api_key": "sk-test", "base_url": BASE_URL, "max_retries": 0}
+    plain = openai.OpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)), **options
+    )
+    guarded = GuardedOpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard(Policy.from_dict({"name": "flag", "timeout_s": 60}), scanner=keyword_scanner),
+        **options,
+    )
+    expected = read(plain)
+    assert read(guarded) == expected
+    # A replacement may end the stream early, with a synthetic last chunk or event, but it
+    # never raises an error the client itself would not have raised.
+    replacing = GuardedOpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard(REPLACE, scanner=keyword_scanner),
+        **options,
+    )
+    assert read(replacing)[1] in (None, expected[1])
 
 
 completion_body = st.fixed_dictionaries(
@@ -554,7 +645,16 @@ def test_a_malformed_body_reads_exactly_like_the_unguarded_client(
         guard=Guard(Policy.from_dict({"name": "flag", "timeout_s": 60}), scanner=keyword_scanner),
         **options,
     )
-    assert read(guarded) == read(plain)
+    expected = read(plain)
+    assert read(guarded) == expected
+    replacing = GuardedOpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=Guard(REPLACE, scanner=keyword_scanner),
+        **options,
+    )
+    for got, plain_got in zip(read(replacing), expected, strict=True):
+        if isinstance(got, type):  # an error only where the client itself raised one
+            assert got is plain_got
 
 
 # -- size: 10 MB outputs, 100k-message conversations ------------------------------------------
