@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import random
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -300,7 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="where the artifact is written")
     parser.add_argument(
-        "--workdir", default=None, help="checkpoints and reports (default: OUT/../<name>-work)"
+        "--workdir",
+        default=None,
+        help="checkpoints and report (default: a new temporary directory)",
     )
     parser.add_argument("--seed", type=int, default=Recipe.seed)
     parser.add_argument(
@@ -340,8 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mix = training_mix(args.data, seed=recipe.seed, files=files, eval_only=args.eval_only)
     except LicenseError as exc:
         parser.error(str(exc))
-    workdir = Path(args.workdir) if args.workdir else out.resolve().parent / f"{out.name}-work"
+    # Checkpoints never go beside the artifact (which may be inside the package).
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="norefusal-train-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    print(f"checkpoints and report: {workdir}", flush=True)
     started = time.time()
 
     base = base_model_dir()
