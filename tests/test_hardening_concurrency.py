@@ -25,7 +25,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, LLMResult
 from norefusal import NoRefusalScanner, RefusalDetected, ScanResult
-from norefusal.integrations.langchain import NoRefusalCallbackHandler, RunVerdict
+from norefusal.integrations.langchain import (
+    AsyncNoRefusalCallbackHandler,
+    NoRefusalCallbackHandler,
+    RunVerdict,
+)
 from norefusal.integrations.openai import GuardedAsyncOpenAI, GuardedOpenAI
 from norefusal.policies import Guard, Policy
 from norefusal.policies._pool import MAX_WORKERS
@@ -34,6 +38,7 @@ __all__ = ["no_network"]  # autouse fixture: no test here may reach the network
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 STREAMS = 200
+Handler = NoRefusalCallbackHandler | AsyncNoRefusalCallbackHandler
 
 
 def key(result: ScanResult) -> tuple[Any, ...]:
@@ -426,13 +431,23 @@ def test_200_runs_interleaved_callback_by_callback() -> None:
     assert shared.in_flight == 0
 
 
-@pytest.mark.parametrize("action", ["flag", "raise"])
-async def test_200_concurrent_langchain_streams_through_one_handler(action: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "handler_class"),
+    [
+        ("flag", NoRefusalCallbackHandler),
+        ("raise", NoRefusalCallbackHandler),
+        ("raise", AsyncNoRefusalCallbackHandler),
+    ],
+)
+async def test_200_concurrent_langchain_streams_through_one_handler(
+    action: str, handler_class: type[Handler]
+) -> None:
+    """The sync handler runs in LangChain's worker threads, the async one on the loop."""
     model = EchoStreamModel()
     scanner = NoRefusalScanner(model="keyword")
 
     async def consume(
-        handler: NoRefusalCallbackHandler, i: int
+        handler: Handler, i: int
     ) -> tuple[int, uuid.UUID, list[str], RefusalDetected | None]:
         run_id = uuid.uuid4()
         got: list[str] = []
@@ -446,7 +461,7 @@ async def test_200_concurrent_langchain_streams_through_one_handler(action: str)
         return i, run_id, got, None
 
     def summary(
-        handler: NoRefusalCallbackHandler, runs: list[tuple[int, uuid.UUID, list[str], Any]]
+        handler: Handler, runs: list[tuple[int, uuid.UUID, list[str], Any]]
     ) -> dict[int, tuple[Any, ...]]:
         out = {}
         for i, run_id, got, error in runs:
@@ -463,9 +478,9 @@ async def test_200_concurrent_langchain_streams_through_one_handler(action: str)
             )
         return out
 
-    alone = NoRefusalCallbackHandler(guard=Guard(policy(action), scanner=scanner))
+    alone = handler_class(guard=Guard(policy(action), scanner=scanner))
     expected = summary(alone, [await consume(alone, i) for i in range(STREAMS)])
-    shared = NoRefusalCallbackHandler(guard=Guard(policy(action), scanner=scanner))
+    shared = handler_class(guard=Guard(policy(action), scanner=scanner))
     got = summary(shared, list(await asyncio.gather(*(consume(shared, i) for i in range(STREAMS)))))
 
     assert got == expected
