@@ -329,14 +329,16 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def scanner_scorer(scanner: Any, batch_size: int = 64) -> Scorer:
-    """A :data:`Scorer` from a ``NoRefusalScanner`` (its calibrated ``score``)."""
+def scanner_scorer(scanner: Any) -> Scorer:
+    """A :data:`Scorer` from a ``NoRefusalScanner`` (its calibrated ``score``).
+
+    All pairs go to one ``scan_batch`` call, which batches by length itself: an int8 model
+    quantizes activations per batch, so scores can move in the third decimal with the batch
+    a text lands in, and this keeps ``eval`` identical to a ``scan_batch`` over the file.
+    """
 
     def score(pairs: Sequence[tuple[str, str]]) -> list[float]:
-        out: list[float] = []
-        for i in range(0, len(pairs), batch_size):
-            out += [r.score for r in scanner.scan_batch(pairs[i : i + batch_size])]
-        return out
+        return [r.score for r in scanner.scan_batch(pairs)]
 
     return score
 
