@@ -116,12 +116,24 @@ def test_keyword_scan_of_any_text(
     assert same(batch[2], first)
 
 
+@pytest.fixture(scope="module")
+def default_scanner() -> NoRefusalScanner:
+    """The embedded default model: its real WordPiece tokenizer meets the hostile text."""
+    scanner = NoRefusalScanner()
+    scanner.load()
+    return scanner
+
+
+@pytest.mark.parametrize("which", ["onnx", "default"])
 @SLOW
 @given(prompt=hostile, output=hostile)
-def test_onnx_scan_of_any_text(onnx_scanner: NoRefusalScanner, prompt: str, output: str) -> None:
-    first = onnx_scanner.scan(prompt, output)
+def test_onnx_scan_of_any_text(
+    which: str, request: pytest.FixtureRequest, prompt: str, output: str
+) -> None:
+    scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
+    first = scanner.scan(prompt, output)
     check_result(first, output)
-    assert same(onnx_scanner.scan(prompt, output), first)
+    assert same(scanner.scan(prompt, output), first)
 
 
 @SLOW
@@ -671,7 +683,7 @@ def peak_bytes(fn: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
-@pytest.mark.parametrize("which", ["keyword", "onnx"])
+@pytest.mark.parametrize("which", ["keyword", "onnx", "default"])
 @pytest.mark.parametrize("variant", ["ascii", "lone surrogate", "refusal at the end"])
 def test_a_10_mb_output_costs_bounded_memory(
     which: str, variant: str, request: pytest.FixtureRequest
@@ -701,9 +713,11 @@ def test_a_10_mb_output_costs_bounded_memory(
     assert monitor.scans <= 4
 
 
+@pytest.mark.parametrize("which", ["onnx", "default"])
 def test_tokenized_characters_per_scan_are_bounded(
-    onnx_scanner: NoRefusalScanner, monkeypatch: pytest.MonkeyPatch
+    which: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    onnx_scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
     backend: Any = onnx_scanner.load()
     encoder = backend._encoder
     seen: list[int] = []
