@@ -3,8 +3,8 @@ error, the same verdict for the same input, and bounded cost.
 
 Bounds asserted here (and stated in SECURITY.md):
 
-- tokenized characters per model input: at most ``2 * max_tokens * 12`` whatever the output's
-  length (the windowed encoder keeps a head and a tail window);
+- tokenized characters per model input: at most ``max_tokens * 12`` whatever the output's
+  length (the windowed encoder keeps a head and a tail window, each sized to its token budget);
 - keyword backend: at most 2 * 4,000 characters matched per output;
 - memory: the peak traced allocation of one scan of a 10 MB output stays within 4x the
   output's own size in memory (the text is checked for lone surrogates, and copied once to
@@ -732,7 +732,7 @@ def test_tokenized_characters_per_scan_are_bounded(
     for length in (10, 5_000, 100_000, 10 * MB):
         seen.clear()
         onnx_scanner.scan("q", TEN_MB[:length])
-        assert sum(seen) <= 2 * encoder.max_tokens * 12
+        assert sum(seen) <= encoder.max_tokens * 12
 
 
 def conversation(n: int) -> list[dict[str, Any]]:
