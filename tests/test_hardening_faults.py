@@ -492,13 +492,16 @@ async def test_cancelling_the_consumer_mid_stream(where: str, make_faulty: Any) 
 
     with no_thread_leak():
         task = asyncio.create_task(consume())
-        await reading.wait()
+        await asyncio.wait_for(reading.wait(), BOUND_S)  # a broken test fails, never hangs
         if backend is not None:
             await asyncio.to_thread(backend.entered.wait, BOUND_S)
             assert backend.entered.is_set()
         else:
-            while upstream[0].sent < 30:
+            for _ in range(int(BOUND_S / 0.01)):
+                if upstream[0].sent == 30:
+                    break
                 await asyncio.sleep(0.01)
+            assert upstream[0].sent == 30
         started = time.monotonic()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -526,7 +529,7 @@ async def test_cancelling_a_langchain_stream_drops_its_run() -> None:
             first.set()
 
     task = asyncio.create_task(consume())
-    await first.wait()
+    await asyncio.wait_for(first.wait(), BOUND_S)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
