@@ -101,7 +101,7 @@ def test_64_threads_sharing_one_scanner(
 ) -> None:
     scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
     expected = [key(scanner.scan(p, o)) for p, o in PAIRS]
-    barrier = threading.Barrier(64)
+    barrier = threading.Barrier(64, timeout=60)
 
     def work(t: int) -> list[tuple[int, tuple[Any, ...]]]:
         mine = [(t * 97 + k * 13) % len(PAIRS) for k in range(per_thread)]
@@ -147,7 +147,7 @@ def test_64_interleaved_monitors_on_one_scanner(keyword_scanner: NoRefusalScanne
     expected = [follow(t, None) for t in texts]
     assert any(e[0] for e in expected)
     assert not all(e[0] for e in expected)
-    barrier = threading.Barrier(64)
+    barrier = threading.Barrier(64, timeout=60)
     with ThreadPoolExecutor(64) as pool:
         got = list(pool.map(lambda t: follow(t, barrier), texts))
     assert got == expected
@@ -308,7 +308,7 @@ def test_64_threads_streaming_through_one_sync_client() -> None:
     upstream = Upstream(64)
     guard = Guard(policy("flag"), scanner=NoRefusalScanner(model="keyword"))
     client = upstream.client(GuardedOpenAI, guard)
-    barrier = threading.Barrier(64)
+    barrier = threading.Barrier(64, timeout=60)
 
     def consume(i: int) -> tuple[int, tuple[Any, ...]]:
         stream = client.chat.completions.create(**request(i))
