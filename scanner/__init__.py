@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ._backends import Backend
 from ._errors import (
     ConfigurationError,
@@ -22,6 +24,10 @@ from ._stream import StreamMonitor
 from ._text import InputFormat, MatchType
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where to: without this, Python's last-resort handler
+# would print norefusal's warnings to stderr of any app that has not configured logging.
+logging.getLogger("norefusal").addHandler(logging.NullHandler())
 
 __all__ = [
     "PRESETS",
