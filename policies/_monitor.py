@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from norefusal._stream import DEFAULT_CHECKPOINTS
+from norefusal._stream import DEFAULT_CHECKPOINTS, StreamBuffer
 
 from ._engine import Effect, check_flow, could_become_allowlisted, sampled_in, skipped
 from ._types import Candidate
@@ -40,14 +40,9 @@ class GuardMonitor:
     def __init__(
         self, guard: Guard, prompt: str, *, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS
     ) -> None:
-        if any(not isinstance(c, int) or c < 1 for c in checkpoints):
-            raise ValueError(f"checkpoints must be positive integers, got {checkpoints!r}.")
+        self._buffer = StreamBuffer(checkpoints)
         self._guard = guard
         self._prompt = prompt
-        self._checkpoints = sorted(set(checkpoints))
-        self._parts: list[str] = []
-        self._length = 0
-        self._next = 0
         self._final: ScanResult | None = None
         self._sampled: bool | None = None  # decided once per stream, at its first check
         self.verdict: ScanResult | None = None
@@ -57,7 +52,7 @@ class GuardMonitor:
     @property
     def length(self) -> int:
         """Characters received so far."""
-        return self._length
+        return self._buffer.length
 
     @property
     def finished(self) -> bool:
@@ -66,9 +61,7 @@ class GuardMonitor:
     @property
     def text(self) -> str:
         """The text received so far."""
-        if len(self._parts) > 1:
-            self._parts[:] = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
+        return self._buffer.text
 
     # One flow for feed and afeed, one for finish and afinish; the drivers do the I/O.
 
@@ -77,30 +70,22 @@ class GuardMonitor:
             raise RuntimeError("This stream is finished; start a new monitor per stream.")
         if delta is not None and not isinstance(delta, str):
             raise TypeError(f"delta must be a string or None, got {type(delta).__name__}.")
-        if not delta:
+        if not delta or not self._buffer.add(delta) or self.verdict is not None:
             return None
-        self._parts.append(delta)
-        self._length += len(delta)
-        if self.verdict is not None or self._next >= len(self._checkpoints):
-            return None
-        if self._length < self._checkpoints[self._next]:
-            return None
-        while self._next < len(self._checkpoints) and self._checkpoints[self._next] <= self._length:
-            self._next += 1
         result = yield from self._check()
         if result.is_refusal:
             if could_become_allowlisted(self._guard.policy, self.text):
                 return None
             self.verdict = result
             return result
-        self.cleared = self._length
+        self.cleared = self._buffer.length
         return None
 
     def _finish_flow(self) -> Generator[Effect, Any, ScanResult]:
         if self._final is None:
             final = yield from self._check()
             if not final.is_refusal:
-                self.cleared = self._length
+                self.cleared = self._buffer.length
             self._final = final
         return self._final
 

@@ -11,10 +11,43 @@ from ._text import check_text
 if TYPE_CHECKING:
     from ._scanner import NoRefusalScanner
 
-__all__ = ["DEFAULT_CHECKPOINTS", "StreamMonitor"]
+__all__ = ["DEFAULT_CHECKPOINTS", "StreamBuffer", "StreamMonitor"]
 
 #: Characters received at which the text so far is scanned: refusals sit at the start.
 DEFAULT_CHECKPOINTS: tuple[int, ...] = (40, 160, 480)
+
+
+class StreamBuffer:
+    """The text of one stream and its checkpoint schedule; it scans nothing itself.
+
+    Shared by :class:`StreamMonitor` and the policies' ``GuardMonitor``, which differ only in
+    how a checkpoint is checked. Appending is O(len(delta)); the text is joined lazily.
+    """
+
+    def __init__(self, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS) -> None:
+        if any(not isinstance(c, int) or c < 1 for c in checkpoints):
+            raise ValueError(f"checkpoints must be positive integers, got {checkpoints!r}.")
+        self._checkpoints = sorted(set(checkpoints))
+        self._parts: list[str] = []
+        self._next = 0
+        self.length = 0
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def add(self, delta: str) -> bool:
+        """Append ``delta``; true when the text just reached a checkpoint not reached before."""
+        self._parts.append(delta)
+        self.length += len(delta)
+        due = False
+        while self._next < len(self._checkpoints) and self._checkpoints[self._next] <= self.length:
+            self._next += 1
+            due = True
+        return due
 
 
 class StreamMonitor:
@@ -41,14 +74,9 @@ class StreamMonitor:
         *,
         checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
     ) -> None:
-        if any(not isinstance(c, int) or c < 1 for c in checkpoints):
-            raise ValueError(f"checkpoints must be positive integers, got {checkpoints!r}.")
+        self._buffer = StreamBuffer(checkpoints)
         self._scanner = scanner
         self._prompt = prompt
-        self._checkpoints = sorted(set(checkpoints))
-        self._parts: list[str] = []
-        self._length = 0
-        self._next = 0
         self._final: ScanResult | None = None
         self.verdict: ScanResult | None = None
         self.cleared = 0
@@ -57,7 +85,7 @@ class StreamMonitor:
     @property
     def length(self) -> int:
         """Characters received so far."""
-        return self._length
+        return self._buffer.length
 
     @property
     def finished(self) -> bool:
@@ -66,9 +94,7 @@ class StreamMonitor:
     @property
     def text(self) -> str:
         """The text received so far."""
-        if len(self._parts) > 1:
-            self._parts[:] = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
+        return self._buffer.text
 
     def feed(self, delta: str | None) -> ScanResult | None:
         """Add the next piece of the output; return a refusal verdict as soon as one is found.
@@ -80,21 +106,13 @@ class StreamMonitor:
         # Not cleaned here: the scanner cleans what the model reads, and the text stays as sent
         # (a surrogate pair split across two deltas is whole again once joined).
         delta = check_text(delta, "delta")
-        if not delta:
+        if not delta or not self._buffer.add(delta) or self.verdict is not None:
             return None
-        self._parts.append(delta)
-        self._length += len(delta)
-        if self.verdict is not None or self._next >= len(self._checkpoints):
-            return None
-        if self._length < self._checkpoints[self._next]:
-            return None
-        while self._next < len(self._checkpoints) and self._checkpoints[self._next] <= self._length:
-            self._next += 1
         result = self._scan()
         if result.is_refusal:
             self.verdict = result
             return result
-        self.cleared = self._length
+        self.cleared = self._buffer.length
         return None
 
     def finish(self) -> ScanResult:
@@ -105,7 +123,7 @@ class StreamMonitor:
         if self._final is None:
             self._final = self._scan()
             if not self._final.is_refusal:
-                self.cleared = self._length
+                self.cleared = self._buffer.length
         return self._final
 
     def _scan(self) -> ScanResult:
