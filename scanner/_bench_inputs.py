@@ -8,11 +8,12 @@ English text under BPE and WordPiece tokenizers.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._jsonl import iter_objects
 
 __all__ = ["CHARS_PER_TOKEN", "LENGTH_TOKENS", "BenchInputs", "load_inputs"]
 
@@ -65,16 +66,7 @@ def _rows(data: Path) -> list[dict[str, Any]]:
         )
     rows: list[dict[str, Any]] = []
     for path in files:
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{number}: invalid JSON ({exc}).") from None
-                if isinstance(row, dict) and isinstance(row.get("response"), str):
-                    rows.append(row)
+        rows.extend(row for _, row in iter_objects(path) if isinstance(row.get("response"), str))
     return rows
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._errors import NoRefusalError
+from ._jsonl import iter_objects
 from ._presets import PRESETS
 from ._scanner import NoRefusalScanner
 from ._text import split_conversation
@@ -132,33 +133,24 @@ def _scan(args: argparse.Namespace) -> int:
 
 def read_pairs(path: Path) -> Iterator[tuple[Any, str, str]]:
     """Yield ``(id, prompt, output)`` from a JSON Lines file; bad rows raise naming the line."""
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    for number, row in iter_objects(path):
+        row_id = row.get("id", number)
+        if "messages" in row:
             try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: invalid JSON ({exc}).") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: a row must be a JSON object.")
-            row_id = row.get("id", number)
-            if "messages" in row:
-                try:
-                    prompt, output = split_conversation(row["messages"])
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"{path}:{number}: bad 'messages' ({exc}).") from None
-            elif "response" in row or "output" in row:
-                raw_output = row.get("response", row.get("output"))
-                raw_prompt = row.get("prompt") or ""
-                if not isinstance(raw_output, str) or not isinstance(raw_prompt, str):
-                    raise ValueError(f"{path}:{number}: 'response' and 'prompt' must be strings.")
-                prompt, output = raw_prompt, raw_output
-            else:
-                raise ValueError(
-                    f"{path}:{number}: a row needs 'response' (and 'prompt') or 'messages'."
-                )
-            yield row_id, prompt or "", output
+                prompt, output = split_conversation(row["messages"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}, line {number}: bad 'messages' ({exc}).") from None
+        elif "response" in row or "output" in row:
+            raw_output = row.get("response", row.get("output"))
+            raw_prompt = row.get("prompt") or ""
+            if not isinstance(raw_output, str) or not isinstance(raw_prompt, str):
+                raise ValueError(f"{path}, line {number}: 'response' and 'prompt' must be strings.")
+            prompt, output = raw_prompt, raw_output
+        else:
+            raise ValueError(
+                f"{path}, line {number}: a row needs 'response' (and 'prompt') or 'messages'."
+            )
+        yield row_id, prompt or "", output
 
 
 def _progress(
@@ -183,6 +175,7 @@ class _output:
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._tmp: IO[str] | None = None
+        self._tmp_name = ""
 
     def __enter__(self) -> IO[str]:
         if self._path is None:
@@ -196,9 +189,9 @@ class _output:
             return
         self._tmp.close()
         if exc_type is None:
-            os.replace(self._tmp.name, self._path)
+            os.replace(self._tmp_name, self._path)
         else:
-            os.unlink(self._tmp.name)
+            os.unlink(self._tmp_name)
 
 
 if __name__ == "__main__":  # pragma: no cover
