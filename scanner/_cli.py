@@ -180,7 +180,7 @@ class _output:
     def __enter__(self) -> IO[str]:
         if self._path is None:
             return sys.stdout
-        fd, _name = tempfile.mkstemp(dir=self._path.parent or ".", suffix=".part")
+        fd, self._tmp_name = tempfile.mkstemp(dir=self._path.parent or ".", suffix=".part")
         self._tmp = os.fdopen(fd, "w", encoding="utf-8")
         return self._tmp
 
