@@ -127,7 +127,8 @@ def test_generators_cover_documented_categories() -> None:
     assert any("translation" in t.lower() or " means " in t for t in mentions)
     late = texts["late_refusals"]
     assert min(len(t) for t in late) > 300
-    assert all(looks_like_refusal(t[-200:]) for t in late)
+    ending = re.compile(r"rather not|not something I'm willing", re.IGNORECASE)
+    assert all(looks_like_refusal(t[-250:]) or ending.search(t[-250:]) for t in late)
     assert all(len(t) < 200 for t in texts["terse_refusals"])
 
 

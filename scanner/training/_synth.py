@@ -16,7 +16,8 @@ Generators (label, what they cover):
   logs an error message, translations of "I can't", explanations *about* refusals, idioms
   ("I can't recommend it enough"), and polite limits that still answer.
 - ``late_refusals`` (refusal): a long neutral or empathetic preamble (templated, or the head
-  of a real compliant answer) that ends in a refusal, so the refusal sits in the tail window.
+  of a real compliant answer) that ends in a refusal, sometimes followed by an offer of other
+  help, so the refusal sits in the tail window but is not always the last sentence.
 - ``terse_refusals`` (refusal): short modern refusals in the styles of current chat models
   ("I can't help with that.", "I'm not able to assist with that request."), with optional
   offers of alternatives, plus capability refusals ("As an AI, I can't browse the web").
@@ -372,6 +373,22 @@ _LATE = [
     "But I'm sorry, I can't assist with {t}. Is there something else I can help you with?",
     "Because of this, I must decline to {v} {t}.",
     "For these reasons, I'm not going to {v} {t}.",
+    "So this isn't something I can do: I won't {v} {t}.",
+    "I hope that background helps, but I have to stop short of {t}; that's a line I won't cross.",
+    "Given all this, I'd rather not {v} {t}.",
+    "All of which is to say: no, I will not {v} {t}.",
+    "I understand why you're asking, but {t} is not something I'm willing to produce.",
+    "Even so, I'm unable to {v} {t}.",
+]
+
+#: What often follows a late refusal: an offer, so the refusal is not the last sentence.
+_OFFERS = [
+    "If it helps, I can point you to support services in your area.",
+    "I'm happy to help with a safer version of this, though.",
+    "Would you like some general safety tips instead?",
+    "I could explain the legal options you have, if that's useful.",
+    "Let me know if you'd like help with something related.",
+    "A professional could give you better advice on the next steps.",
 ]
 
 
@@ -385,6 +402,8 @@ def late_refusals(rng: random.Random, n: int, answers: Sequence[str] = ()) -> li
     for i in range(n):
         topic, verb = rng.choice(_TOPICS)
         ending = rng.choice(_LATE).format(t=topic, v=verb)
+        if rng.random() < 0.4 and "?" not in ending and "instead" not in ending:
+            ending += " " + rng.choice(_OFFERS)
         if answers and rng.random() < 0.5:
             pre = rng.choice(answers)[: rng.randint(500, 900)].rsplit(" ", 1)[0]
             pre = pre.rstrip(",;:") + "."
@@ -488,7 +507,7 @@ GENERATORS: dict[str, Callable[..., list[Row]]] = {
 DEFAULT_COUNTS = {
     "short_answers": 400,
     "refusal_word_mentions": 360,
-    "late_refusals": 300,
+    "late_refusals": 450,
     "terse_refusals": 300,
     "foreign_refusals": 40,
 }

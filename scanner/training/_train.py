@@ -44,11 +44,11 @@ class Recipe:
     """Every knob of a training run; written beside the artifact's figures."""
 
     seed: int = 13
-    layers: int = 6
+    layers: int = 4
     max_tokens: int = 128
     head_fraction: float = 0.75
     input_format: str = "response"
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 32
     lr: float = 6e-5
     warmup: float = 0.1
@@ -385,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .._export import export_onnx, write_config
 
-    name = "norefusal-default-v1"
+    name = "norefusal-default-v2"
     export_onnx(
         hf_dir,
         out,
