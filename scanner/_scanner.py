@@ -20,7 +20,7 @@ from ._text import MatchType, check_text, clean_text, format_input, split_senten
 
 __all__ = ["NoRefusalScanner"]
 
-#: Inputs per forward pass in :meth:`NoRefusalScanner.scan_batch`.
+#: Inputs per forward pass when neither the caller nor the backend says otherwise.
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -54,7 +54,8 @@ class NoRefusalScanner:
             (each sentence scored, the highest wins).
         max_tokens: cap on tokens per input, below the model's own limit.
         device: torch device for the transformers backend (``"cpu"``, ``"cuda"``).
-        batch_size: inputs per forward pass in batch and sentence scans.
+        batch_size: inputs per forward pass in batch and sentence scans; defaults to the
+            backend's fastest (4 for ONNX Runtime, 32 otherwise).
 
     Raises:
         ValueError: threshold outside (0, 1) or a bad option (``ConfigurationError``).
@@ -71,7 +72,7 @@ class NoRefusalScanner:
         match: MatchType | str = MatchType.FULL,
         max_tokens: int | None = None,
         device: str | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
     ) -> None:
         if threshold is not None and not (
             isinstance(threshold, numbers.Real) and 0.0 < threshold < 1.0
@@ -85,7 +86,8 @@ class NoRefusalScanner:
             ) from None
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 16):
             raise ConfigurationError(f"max_tokens must be an integer >= 16, got {max_tokens!r}.")
-        _check_batch_size(batch_size)
+        if batch_size is not None:
+            _check_batch_size(batch_size)
         self._resolved: ResolvedModel = resolve_model(
             model, backend=backend, max_tokens=max_tokens, device=device
         )
@@ -158,11 +160,9 @@ class NoRefusalScanner:
             for piece in pieces:
                 texts.append(format_input(prompt, piece, self._resolved.input_format))
                 owners.append(i)
-        if batch_size is None:
-            batch_size = self._batch_size
-        else:  # 0 used to mean the default and a negative size scored nothing (garbage scores)
+        if batch_size is not None:  # 0 meant the default and a negative size scored garbage
             _check_batch_size(batch_size)
-        scores = self._predict(texts, batch_size)
+        scores = self._predict(texts, batch_size or self._batch_size)
         best = np.full(len(checked), -1.0)
         np.maximum.at(best, np.asarray(owners, dtype=np.intp), scores)
         return [
@@ -193,14 +193,15 @@ class NoRefusalScanner:
             model=self.model_name,
         )
 
-    def _predict(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def _predict(self, texts: list[str], batch_size: int | None) -> np.ndarray:
         if not texts:
             return np.zeros(0)
         backend = self.load()
+        size: int = batch_size or getattr(backend, "batch_size", DEFAULT_BATCH_SIZE)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         scores = np.empty(len(texts))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
             try:
                 got = np.asarray(backend.predict([texts[i] for i in chunk]), dtype=np.float64)
             except ScannerError:

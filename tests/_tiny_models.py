@@ -215,6 +215,7 @@ class RecordingBackend(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
+        self.batch_size = inner.batch_size
         self.name = inner.name
         self.calls: list[list[str]] = []
         self._lock = threading.Lock()

@@ -96,6 +96,15 @@ def test_default_batch_size_is_the_constructor_option(
     assert [len(c) for c in recorder.calls] == [5, 5, 2]
 
 
+def test_default_batch_size_is_the_backends(
+    tiny_onnx_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = NoRefusalScanner(model=str(tiny_onnx_dir))
+    recorder = record(scanner, monkeypatch)
+    scanner.scan_batch([("p", f"text {i}") for i in range(10)])
+    assert [len(c) for c in recorder.calls] == [4, 4, 2]  # OnnxBackend.batch_size
+
+
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8"])
 def test_bad_batch_size_for_one_call(keyword_scanner: NoRefusalScanner, batch_size: object) -> None:
     with pytest.raises(ConfigurationError, match="batch_size"):

@@ -16,6 +16,8 @@ class Backend(abc.ABC):
 
     #: A short name for results and logs (the model or preset name).
     name: str
+    #: Inputs per forward pass that run fastest on this backend (the scanner's default).
+    batch_size: int = 32
 
     @abc.abstractmethod
     def predict(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
