@@ -197,7 +197,7 @@ class NoRefusalScanner:
         if not texts:
             return np.zeros(0)
         backend = self.load()
-        size: int = batch_size or getattr(backend, "batch_size", DEFAULT_BATCH_SIZE)
+        size = int(batch_size or getattr(backend, "batch_size", DEFAULT_BATCH_SIZE))
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         scores = np.empty(len(texts))
         for start in range(0, len(order), size):
