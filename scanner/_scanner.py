@@ -20,9 +20,6 @@ from ._text import MatchType, check_text, clean_text, format_input, split_senten
 
 __all__ = ["NoRefusalScanner"]
 
-#: Inputs per forward pass when neither the caller nor the backend says otherwise.
-DEFAULT_BATCH_SIZE = 32
-
 
 def _check_batch_size(batch_size: object) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -197,7 +194,7 @@ class NoRefusalScanner:
         if not texts:
             return np.zeros(0)
         backend = self.load()
-        size = int(batch_size or getattr(backend, "batch_size", DEFAULT_BATCH_SIZE))
+        size = batch_size or backend.batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         scores = np.empty(len(texts))
         for start in range(0, len(order), size):
