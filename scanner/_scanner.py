@@ -52,7 +52,7 @@ class NoRefusalScanner:
         max_tokens: cap on tokens per input, below the model's own limit.
         device: torch device for the transformers backend (``"cpu"``, ``"cuda"``).
         batch_size: inputs per forward pass in batch and sentence scans; defaults to the
-            backend's fastest (4 for ONNX Runtime, 32 otherwise).
+            backend's own (1 for ONNX Runtime: exact and as fast; 32 otherwise).
 
     Raises:
         ValueError: threshold outside (0, 1) or a bad option (``ConfigurationError``).

@@ -28,10 +28,11 @@ class OnnxBackend(Backend):
     guardrail, more threads cost more in synchronisation than they save.
     """
 
-    # Measured with the int8 default model on 2 cores (MT-bench answers, 128 tokens): 224
-    # texts/s at 1-4 inputs per pass, 143 at 32, 79 at 64; int8 kernels gain nothing from
-    # wider batches here, and padding and cache misses cost.
-    batch_size = 4
+    # One input per pass. Dynamic int8 quantization scales activations per batch, so a text
+    # batched with others scores slightly differently (up to 0.13 measured) than alone; one at
+    # a time, scan_batch gives exactly scan()'s results. It costs nothing: on 2 cores over 256
+    # MT-bench answers (128 tokens), 224 texts/s at 1 or 4 inputs per pass, 143 at 32, 79 at 64.
+    batch_size = 1
 
     def __init__(
         self,
