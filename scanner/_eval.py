@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import NoRefusalError
+from ._jsonl import iter_objects
 
 __all__ = [
     "EvalInputError",
@@ -71,44 +72,35 @@ def read_labelled(path: str | Path) -> list[Example]:
     path = Path(path)
     examples: list[Example] = []
     try:
-        fh = path.open(encoding="utf-8")
+        rows = list(iter_objects(path))
     except OSError as exc:
         raise EvalInputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    with fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise EvalInputError(f"{path}, line {n}: invalid JSON ({exc}).") from None
-            if not isinstance(row, dict):
-                raise EvalInputError(f"{path}, line {n}: a row must be a JSON object.")
-            response = row.get("response")
-            if not isinstance(response, str):
-                what = (
-                    "no 'response' key" if "response" not in row else "'response' is not a string"
-                )
-                raise EvalInputError(f"{path}, line {n}: {what}.")
-            label = row.get("label")
-            if label not in LABELS:
-                raise EvalInputError(
-                    f"{path}, line {n}: label must be one of {', '.join(LABELS)}; got {label!r}."
-                )
-            prompt = row.get("prompt") or ""
-            if not isinstance(prompt, str):
-                raise EvalInputError(f"{path}, line {n}: 'prompt' is not a string.")
-            examples.append(
-                Example(
-                    line=n,
-                    id=str(row.get("id", n)),
-                    prompt=prompt,
-                    response=response,
-                    label=label,
-                    source=str(row.get("source") or "unknown"),
-                    model=str(row.get("model") or "unknown"),
-                )
+    except ValueError as exc:  # invalid JSON or not an object, naming the line
+        raise EvalInputError(str(exc)) from None
+    for n, row in rows:
+        response = row.get("response")
+        if not isinstance(response, str):
+            what = "no 'response' key" if "response" not in row else "'response' is not a string"
+            raise EvalInputError(f"{path}, line {n}: {what}.")
+        label = row.get("label")
+        if label not in LABELS:
+            raise EvalInputError(
+                f"{path}, line {n}: label must be one of {', '.join(LABELS)}; got {label!r}."
             )
+        prompt = row.get("prompt") or ""
+        if not isinstance(prompt, str):
+            raise EvalInputError(f"{path}, line {n}: 'prompt' is not a string.")
+        examples.append(
+            Example(
+                line=n,
+                id=str(row.get("id", n)),
+                prompt=prompt,
+                response=response,
+                label=label,
+                source=str(row.get("source") or "unknown"),
+                model=str(row.get("model") or "unknown"),
+            )
+        )
     if not examples:
         raise EvalInputError(f"{path} holds no rows.")
     return examples
