@@ -8,12 +8,13 @@ seeded :class:`random.Random`.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from .._jsonl import iter_objects
 
 __all__ = [
     "LABELS",
@@ -87,29 +88,22 @@ def read_jsonl(path: str | Path) -> list[Row]:
     """Read a labelled JSON Lines file; a bad line raises :class:`ValueError` naming it."""
     path = Path(path)
     rows: list[Row] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {n}: invalid JSON ({exc.msg}).") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("response"), str):
-                raise ValueError(f"{path}, line {n}: no 'response' string.")
-            label = obj.get("label")
-            if label not in LABELS:
-                raise ValueError(f"{path}, line {n}: label must be one of {LABELS}, got {label!r}.")
-            rows.append(
-                Row(
-                    id=str(obj.get("id", f"{path.stem}-{n}")),
-                    prompt=str(obj.get("prompt") or ""),
-                    response=obj["response"],
-                    label=label,
-                    source=path.name,
-                    model=str(obj.get("model") or ""),
-                )
+    for n, obj in iter_objects(path):
+        if not isinstance(obj.get("response"), str):
+            raise ValueError(f"{path}, line {n}: no 'response' string.")
+        label = obj.get("label")
+        if label not in LABELS:
+            raise ValueError(f"{path}, line {n}: label must be one of {LABELS}, got {label!r}.")
+        rows.append(
+            Row(
+                id=str(obj.get("id", f"{path.stem}-{n}")),
+                prompt=str(obj.get("prompt") or ""),
+                response=obj["response"],
+                label=label,
+                source=path.name,
+                model=str(obj.get("model") or ""),
             )
+        )
     return rows
 
 
