@@ -106,6 +106,38 @@ class _Settings:
         return self._guard
 
 
+class _GuardedClient:
+    """What both guarded clients share: their guard settings, kept by copy() and with_options().
+
+    It comes first among the bases, so ``super()`` here is the OpenAI client class.
+    """
+
+    _norefusal: _Settings
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | str | None = None,
+        guard: Guard | None = None,
+        stream_holdback: int = DEFAULT_STREAM_HOLDBACK,
+        **kwargs: Any,
+    ) -> None:
+        self._norefusal = _Settings(policy, guard, stream_holdback)
+        cast("Any", super()).__init__(**kwargs)
+
+    @property
+    def guard(self) -> Guard:
+        """The :class:`~norefusal.policies.Guard` applying the policy (its metrics, its policy)."""
+        return self._norefusal.guard
+
+    def copy(self, *args: Any, **kwargs: Any) -> Self:
+        copied = cast("Self", cast("Any", super()).copy(*args, **kwargs))
+        copied._norefusal = self._norefusal
+        return copied
+
+    with_options = copy
+
+
 class _Call:
     """One guarded request: the pure parts shared by the sync and async clients."""
 
@@ -148,7 +180,7 @@ class _Call:
         return response
 
 
-class GuardedOpenAI(OpenAI):
+class GuardedOpenAI(_GuardedClient, OpenAI):
     """:class:`openai.OpenAI` whose generated responses are checked for refusals.
 
     Takes every option of :class:`openai.OpenAI`, plus:
@@ -164,29 +196,6 @@ class GuardedOpenAI(OpenAI):
 
     ``copy()`` and ``with_options()`` return guarded clients sharing this guard.
     """
-
-    def __init__(
-        self,
-        *,
-        policy: Policy | str | None = None,
-        guard: Guard | None = None,
-        stream_holdback: int = DEFAULT_STREAM_HOLDBACK,
-        **kwargs: Any,
-    ) -> None:
-        self._norefusal = _Settings(policy, guard, stream_holdback)
-        super().__init__(**kwargs)
-
-    @property
-    def guard(self) -> Guard:
-        """The :class:`~norefusal.policies.Guard` applying the policy (its metrics, its policy)."""
-        return self._norefusal.guard
-
-    def copy(self, *args: Any, **kwargs: Any) -> Self:
-        copied = super().copy(*args, **kwargs)
-        copied._norefusal = self._norefusal
-        return copied
-
-    with_options = copy
 
     def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
         endpoint = endpoint_of(path, kwargs.get("body"), kwargs.get("options") or {})
@@ -213,35 +222,12 @@ class GuardedOpenAI(OpenAI):
         return outcome.response
 
 
-class GuardedAsyncOpenAI(AsyncOpenAI):
+class GuardedAsyncOpenAI(_GuardedClient, AsyncOpenAI):
     """:class:`openai.AsyncOpenAI` whose generated responses are checked for refusals.
 
     The async twin of :class:`GuardedOpenAI`, with the same options; scans never block the
     event loop.
     """
-
-    def __init__(
-        self,
-        *,
-        policy: Policy | str | None = None,
-        guard: Guard | None = None,
-        stream_holdback: int = DEFAULT_STREAM_HOLDBACK,
-        **kwargs: Any,
-    ) -> None:
-        self._norefusal = _Settings(policy, guard, stream_holdback)
-        super().__init__(**kwargs)
-
-    @property
-    def guard(self) -> Guard:
-        """The :class:`~norefusal.policies.Guard` applying the policy (its metrics, its policy)."""
-        return self._norefusal.guard
-
-    def copy(self, *args: Any, **kwargs: Any) -> Self:
-        copied = super().copy(*args, **kwargs)
-        copied._norefusal = self._norefusal
-        return copied
-
-    with_options = copy
 
     async def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
         endpoint = endpoint_of(path, kwargs.get("body"), kwargs.get("options") or {})
