@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from .. import __version__
@@ -133,6 +135,26 @@ def _check_texts(
         raise RequestValidationError(errors)
 
 
+class _AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate (valid in a JSON string
+    escape, and in a Python str) cannot be encoded as UTF-8, so the default renderer fails."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _echo(model: BaseModel, *texts: str) -> Any:
+    """``model`` as the route's response, or rendered ASCII-escaped if it echoes a text that
+    is not valid UTF-8 (a lone surrogate), which FastAPI's fast serializer would fail on."""
+    for text in texts:
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return _AsciiJSON(model.model_dump(mode="json", exclude_unset=True))
+    return model
+
+
 async def _scan(
     state: _State, pairs: list[tuple[str, str]], *, timeout_status: int = 504
 ) -> list[ScanResult]:
@@ -211,11 +233,12 @@ def _routes(app: FastAPI) -> None:
         response_model_exclude_unset=True,
         responses=_ERRORS,
     )
-    async def scan(body: ScanRequest, state: State) -> ScanResponse:
+    async def scan(body: ScanRequest, state: State) -> Any:
         """Scan one output: every field of a ScanResult, as ``scanner.scan(prompt, output)``."""
         _check_texts(state, [body])
         (result,) = await _scan(state, [(body.prompt, body.output)])
-        return ScanResponse.of(result, include_output=body.include_output)
+        response = ScanResponse.of(result, include_output=body.include_output)
+        return _echo(response, body.output) if body.include_output else response
 
     @app.post(
         "/v1/scan/batch",
@@ -225,7 +248,7 @@ def _routes(app: FastAPI) -> None:
         response_model_exclude_unset=True,
         responses=_ERRORS,
     )
-    async def scan_batch(body: BatchRequest, state: State) -> BatchResponse:
+    async def scan_batch(body: BatchRequest, state: State) -> Any:
         """Scan up to ``max_batch`` pairs, in order, as ``scanner.scan_batch(pairs)``."""
         limit = state.settings.max_batch
         if len(body.pairs) > limit:
@@ -240,9 +263,12 @@ def _routes(app: FastAPI) -> None:
             )
         _check_texts(state, body.pairs, prefix=["pairs"])
         results = await _scan(state, [(p.prompt, p.output) for p in body.pairs])
-        return BatchResponse(
+        response = BatchResponse(
             results=[ScanResponse.of(r, include_output=body.include_output) for r in results]
         )
+        if body.include_output:
+            return _echo(response, *(p.output for p in body.pairs))
+        return response
 
     @app.post(
         "/analyze/output",
@@ -253,16 +279,22 @@ def _routes(app: FastAPI) -> None:
         description="Analyze an output and return the sanitized output and the results of "
         "the scanners",
     )
-    async def analyze_output(body: AnalyzeOutputRequest, state: State) -> AnalyzeOutputResponse:
+    async def analyze_output(body: AnalyzeOutputRequest, state: State) -> Any:
         _check_texts(state, [body])
         name = state.settings.compat_scanner_name
         # llm_guard.scan_output returns before any scanner on an empty output, or none left.
         if name in body.scanners_suppress or not body.output.strip():
-            return AnalyzeOutputResponse(sanitized_output=body.output, is_valid=True, scanners={})
-        (result,) = await _scan(state, [(body.prompt, body.output)], timeout_status=408)
-        return AnalyzeOutputResponse(
-            sanitized_output=result.sanitized, is_valid=result.valid, scanners={name: result.risk}
-        )
+            response = AnalyzeOutputResponse(
+                sanitized_output=body.output, is_valid=True, scanners={}
+            )
+        else:
+            (result,) = await _scan(state, [(body.prompt, body.output)], timeout_status=408)
+            response = AnalyzeOutputResponse(
+                sanitized_output=result.sanitized,
+                is_valid=result.valid,
+                scanners={name: result.risk},
+            )
+        return _echo(response, body.output)
 
     @app.post(
         "/scan/output",

@@ -65,7 +65,7 @@ class DrainingServer(uvicorn.Server):
 
 def uvicorn_config(app: Any, settings: ServeSettings, **options: Any) -> uvicorn.Config:
     """The uvicorn configuration ``norefusal serve`` runs ``app`` with."""
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -77,6 +77,10 @@ def uvicorn_config(app: Any, settings: ServeSettings, **options: Any) -> uvicorn
         timeout_graceful_shutdown=max(1, round(settings.graceful_timeout_s)),
         **options,
     )
+    # uvicorn's access_log=False only strips the logger's handlers: one attached later (by the
+    # app's logging setup, or pytest's capture) would log raw paths and queries again.
+    logging.getLogger("uvicorn.access").disabled = True
+    return config
 
 
 def _parser() -> argparse.ArgumentParser:
