@@ -74,12 +74,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_process_answers_then_stops_cleanly_on_sigterm() -> None:
+def test_the_core_imports_neither_server_nor_client() -> None:
+    code = (
+        "import sys, norefusal; norefusal.NoRefusalScanner(model='keyword').scan('', 'x'); "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'httpx2', 'norefusal.server') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_process_answers_then_stops_cleanly_on_sigterm(workers: int) -> None:
     port = _free_port()
     env = {**os.environ, "NOREFUSAL_SERVE_TOKENS": "tok-1"}
     command = [sys.executable, "-m", "norefusal._cli", "serve", "--model", "keyword"]
     proc = subprocess.Popen(
-        [*command, "--port", str(port), "--scan-threads", "1"],
+        [*command, "--port", str(port), "--scan-threads", "1", "--workers", str(workers)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

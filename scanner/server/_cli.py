@@ -27,7 +27,7 @@ from ._app import create_app
 from ._gate import DRAIN_KEY
 from ._settings import ENV_PREFIX, ServeSettings, load_settings
 
-__all__ = ["DrainingServer", "main", "uvicorn_config"]
+__all__ = ["DrainingServer", "main", "uvicorn_config", "worker_app"]
 
 
 class DrainingServer(uvicorn.Server):
@@ -77,10 +77,14 @@ def uvicorn_config(app: Any, settings: ServeSettings, **options: Any) -> uvicorn
         timeout_graceful_shutdown=max(1, round(settings.graceful_timeout_s)),
         **options,
     )
+    _silence_uvicorn_access()
+    return config
+
+
+def _silence_uvicorn_access() -> None:
     # uvicorn's access_log=False only strips the logger's handlers: one attached later (by the
     # app's logging setup, or pytest's capture) would log raw paths and queries again.
     logging.getLogger("uvicorn.access").disabled = True
-    return config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,10 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k, v in vars(args).items() if k != "config"}
     try:
         settings = load_settings(args.config, overrides)
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        _configure_logging(settings)
         if settings.workers > 1:
             return _run_workers(settings)
         server = DrainingServer(
@@ -127,12 +128,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if server.started else 1
 
 
+def _configure_logging(settings: ServeSettings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def worker_app() -> Any:
+    """The app of one worker process (``--workers`` > 1): settings from the environment."""
+    settings = ServeSettings()
+    _configure_logging(settings)  # a spawned worker starts with no logging configured
+    _silence_uvicorn_access()
+    return create_app(settings)
+
+
 def _run_workers(settings: ServeSettings) -> int:
     # Each worker process builds its own app (and model) from the environment, so the
     # settings travel as NOREFUSAL_SERVE_* variables; tokens stay where they were given.
     for name, value in settings.model_dump(exclude={"tokens"}, exclude_none=True).items():
         os.environ[ENV_PREFIX + name.upper()] = str(value)
-    config = uvicorn_config("norefusal.server:create_app", settings, factory=True)
+    config = uvicorn_config("norefusal.server._cli:worker_app", settings, factory=True)
     # uvicorn's supervisor restarts dead workers and shuts them down gracefully on SIGTERM;
     # its workers run uvicorn's own Server, so there is no drain period before the close.
     from uvicorn.supervisors import Multiprocess
