@@ -65,10 +65,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         401: "Missing or wrong bearer token",
+        408: "No result in time (LLM Guard API's routes)",
         413: "Body too large",
         422: "Validation failed (details: loc, msg, type)",
         500: "The scanner failed",
         503: "Queue full or shutting down (Retry-After)",
+        504: "No result within scan_timeout_s (/v1 routes)",
     }.items()
 }
 _bearer = HTTPBearer(auto_error=False)
@@ -84,7 +86,8 @@ class _State:
         self.digests = settings.token_digests()
 
 
-def _state(request: Request) -> _State:
+# Dependencies are coroutines: FastAPI runs a plain function in a worker thread per request.
+async def _state(request: Request) -> _State:
     state: _State = request.app.state.norefusal
     return state
 
@@ -92,7 +95,7 @@ def _state(request: Request) -> _State:
 State = Annotated[_State, Depends(_state)]
 
 
-def _authorize(
+async def _authorize(
     state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     if not state.digests:
