@@ -258,6 +258,7 @@ def _measure(
         batch = {"texts": 0, "s": 0.0}
         many: dict[int, list[dict[str, Any]]] = {16: [], 64: []}
         for r in range(rounds):
+            _progress(f"round {r + 1} of {rounds}: in process, then 1, 16 and 64 clients")
             seq += _scan_latency(scanner, sample, per_round, r * per_round)
             start = time.perf_counter()
             scanner.scan_batch(sample)
@@ -278,6 +279,7 @@ def _measure(
         loopback["RemoteScanner, 1 client"] = _remote_latency(
             f"http://127.0.0.1:{port}", sample, args.small
         )
+        _progress(f"the long run: {args.requests:,} requests from 64 clients")
         loopback["64 clients, long run"] = asyncio.run(load.run(64, args.requests, proc.pid))
         return {"in_process": in_process, "loopback": loopback}
     finally:
@@ -319,6 +321,10 @@ def _figures(result: dict[str, Any]) -> dict[str, float]:
         "errors": errors,
         "RSS growth over the 64-client run (MiB)": rss[-1][1] - rss[0][1],
     }
+
+
+def _progress(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -376,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
         "sample": inputs.describe(),
     }
+    _progress("in process: scan_batch at 1, 4, 8 and 16 texts per pass")
     result["batch"] = _batches(scanner, sample)
     result.update(_measure(scanner, sample, expected, args))
     result["machine"]["load_avg_end"] = os.getloadavg()
