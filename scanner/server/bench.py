@@ -372,6 +372,8 @@ def _render(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print a Markdown report; returns 1 on a failed target with --check."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    # A background job ignores SIGINT: let SIGTERM unwind too, so the server subprocess stops.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     inputs = load_inputs(_data_dir(args.data), sample_size=args.sample, seed=0)
     sample = list(inputs.sample)
     random.Random(1).shuffle(sample)
