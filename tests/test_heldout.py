@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from norefusal._heldout import (
+from norefusal.evaluation._heldout import (
     DISAGREEMENTS,
     DISCLAIMER_SET,
     HAND_WRITTEN_PATH,

@@ -30,7 +30,7 @@ project; :func:`read_disclaimer_set` reads them from the shared data by id.
 
 Build the file ``norefusal eval`` reads, outside the repository (it holds shared data)::
 
-    python -m norefusal._heldout --data ../shared/data --out /tmp/disclaimer_set.jsonl
+    python -m norefusal.evaluation._heldout --data ../shared/data --out /tmp/disclaimer_set.jsonl
     norefusal eval /tmp/disclaimer_set.jsonl --mode both
 """
 
@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._jsonl import iter_objects
+from .._jsonl import iter_objects
 
 __all__ = [
     "DISAGREEMENTS",
@@ -104,7 +104,7 @@ DISAGREEMENTS: Mapping[str, str] = {
 
 #: The hand-written rows: in a repository checkout, not in an installed package.
 HAND_WRITTEN_PATH = (
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[2]
     / "tests"
     / "data"
     / "disclaimer_then_answer_hand_written.jsonl"
@@ -178,9 +178,9 @@ def read_disclaimer_set(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m norefusal._heldout --data DIR --out FILE``: write the set as JSON Lines."""
+    """``python -m norefusal.evaluation._heldout --data DIR --out FILE``: write the set."""
     parser = argparse.ArgumentParser(
-        prog="python -m norefusal._heldout",
+        prog="python -m norefusal.evaluation._heldout",
         description="Write the disclaimer-then-answer evaluation set for `norefusal eval`.",
     )
     parser.add_argument("--data", type=Path, required=True, help="the shared data directory")
