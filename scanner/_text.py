@@ -56,7 +56,10 @@ def check_text(value: object, name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}.")
+        hint = ""
+        if isinstance(value, (list, tuple)):  # OpenAI or LangChain messages, content parts
+            hint = " Pass its text: the last user message, or the parts joined into one string."
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}.{hint}")
     return value
 
 

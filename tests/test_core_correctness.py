@@ -1,0 +1,212 @@
+"""Core correctness regressions (issue #18): misuse fails loudly at every door, results carry
+the model's threshold, ``ScanResult`` holds its invariants, and metrics tell errors apart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx2
+import pytest
+from _openai_fakes import (
+    BASE_URL,
+    chat_choice,
+    chat_completion,
+    chat_stream,
+    no_network,
+    output_text,
+    response_body,
+    sse,
+)
+from _policy_fakes import REFUSAL, candidates, replace, reply
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.runnables import RunnableParallel, RunnablePassthrough
+from norefusal import NoRefusalScanner, RefusalDetected, ScanResult, Signal
+from norefusal.integrations.langchain import NoRefusalCallbackHandler, NoRefusalGuard
+from norefusal.integrations.openai import GuardedOpenAI
+from norefusal.policies import Candidate, DecisionEvent, Guard, GuardMonitor, Policy
+
+__all__ = ["no_network"]  # autouse fixture: no test here may reach the network
+
+#: OpenAI ``messages``: the easy mistake is to pass them as the prompt.
+MESSAGES = [{"role": "user", "content": "How do I pick a lock?"}]
+
+
+class PromptRecordingScanner(NoRefusalScanner):
+    """The keyword scanner, recording every prompt it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(model="keyword")
+        self.prompts: list[object] = []
+
+    def scan(self, prompt: str | None, output: str | None) -> ScanResult:
+        self.prompts.append(prompt)
+        return super().scan(prompt, output)
+
+
+# -- 1. a non-string prompt raises TypeError at once, in every door ---------------------------
+
+POLICIES = {
+    "replace, on_error allow": "fallback-message",
+    "raise": "strict",
+    "flag": "monitor",
+    "replace, on_error block": Policy.from_dict(
+        {"name": "block", "action": "replace", "replacement": "No.", "on_error": "block"}
+    ),
+}
+
+
+def _guard_doors(guard: Guard) -> dict[str, Any]:
+    refused = reply(REFUSAL)
+    again = {"call_again": lambda r: refused, "call_fallback": lambda r: refused}
+
+    async def aagain(request: object) -> object:
+        return refused
+
+    return {
+        "check": lambda: guard.check(MESSAGES, Candidate(REFUSAL)),  # type: ignore[arg-type]
+        "acheck": lambda: asyncio.run(guard.acheck(MESSAGES, Candidate(REFUSAL))),  # type: ignore[arg-type]
+        "run": lambda: guard.run(
+            MESSAGES, refused, candidates=candidates, replace=replace, **again
+        ),
+        "arun": lambda: asyncio.run(
+            guard.arun(
+                MESSAGES,
+                refused,
+                candidates=candidates,
+                replace=replace,
+                call_again=aagain,
+                call_fallback=aagain,
+            )
+        ),
+        "monitor": lambda: guard.monitor(MESSAGES),  # type: ignore[arg-type]
+        "GuardMonitor": lambda: GuardMonitor(guard, MESSAGES),  # type: ignore[arg-type]
+    }
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_non_string_prompt_is_a_type_error_in_every_guard_door(policy: str) -> None:
+    """Before: the scanner's TypeError became ``Signal.ERROR`` and ``on_error`` decided, so
+    the refusal passed unreplaced (``allow``) or raised as a refusal "decided by error"."""
+    scanner = PromptRecordingScanner()
+    events: list[DecisionEvent] = []
+    guard = Guard(POLICIES[policy], scanner=scanner, on_decision=events.append)
+    for door, call in _guard_doors(guard).items():
+        with pytest.raises(TypeError, match="prompt must be a str or None, not list") as info:
+            call()
+        assert not isinstance(info.value, RefusalDetected), door
+        assert "last user message" in str(info.value)
+    assert scanner.prompts == []  # nothing was scanned
+    assert events == []  # nothing was decided
+    assert guard.metrics.snapshot()["errors"] == 0
+
+
+def test_none_is_still_an_empty_prompt() -> None:
+    scanner = PromptRecordingScanner()
+    guard = Guard("monitor", scanner=scanner)
+    assert guard.check(None, Candidate(REFUSAL)).is_refusal
+    monitor = guard.monitor(None)
+    monitor.feed(REFUSAL)
+    assert monitor.finish().is_refusal
+    assert set(scanner.prompts) == {""}
+
+
+def _openai(guard: Guard, body: dict[str, Any] | None = None, chunks: Any = None) -> GuardedOpenAI:
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        if chunks is not None:
+            return httpx2.Response(
+                200, headers={"content-type": "text/event-stream"}, content=b"".join(chunks)
+            )
+        return httpx2.Response(200, json=body)
+
+    return GuardedOpenAI(
+        api_key="sk-test",
+        base_url=BASE_URL,
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handle)),
+        guard=guard,
+    )
+
+
+def test_openai_doors_scan_a_string_prompt_built_from_messages() -> None:
+    """The adapters build the prompt from ``messages`` / ``input``: always a string, so the
+    classifier decides (``Signal.CLASSIFIER``), never a swallowed TypeError (``ERROR``)."""
+    scanner = PromptRecordingScanner()
+    guard = Guard("strict", scanner=scanner)
+    ask: Any = {"model": "m", "messages": MESSAGES}
+    doors = {
+        "chat": lambda: _openai(
+            guard, chat_completion(chat_choice(REFUSAL))
+        ).chat.completions.create(**ask),
+        "chat stream": lambda: list(
+            _openai(guard, chunks=sse(chat_stream(REFUSAL))).chat.completions.create(
+                stream=True, **ask
+            )
+        ),
+        "responses": lambda: _openai(guard, response_body(output_text(REFUSAL))).responses.create(
+            model="m",
+            input=MESSAGES,  # type: ignore[arg-type]
+        ),
+    }
+    for door, call in doors.items():
+        with pytest.raises(RefusalDetected) as info:
+            call()
+        assert info.value.result.signal is Signal.CLASSIFIER, door
+        assert "pick a lock" in info.value.prompt, door
+    assert scanner.prompts
+    assert all(isinstance(p, str) for p in scanner.prompts)
+
+
+def test_langchain_doors_scan_a_string_prompt_built_from_messages() -> None:
+    scanner = PromptRecordingScanner()
+    guard = Guard("monitor", scanner=scanner)
+    # The callback handler: LangChain hands it the messages of each run.
+    handler = NoRefusalCallbackHandler(guard=guard)
+    run_id = uuid.uuid4()
+    handler.on_chat_model_start({}, [[HumanMessage("How do I pick a lock?")]], run_id=run_id)
+    answer = LLMResult(generations=[[ChatGeneration(message=AIMessage(REFUSAL))]])
+    handler.on_llm_end(answer, run_id=run_id)
+    verdict = handler.results[run_id]
+    assert verdict.refused
+    # The chain step, carrying the model's input (a list of messages) as the prompt.
+    events: list[DecisionEvent] = []
+    logged = Guard(
+        Policy.from_dict({"name": "t", "log_text": True}),
+        scanner=scanner,
+        on_decision=events.append,
+    )
+    chain = RunnableParallel(
+        prompt=RunnablePassthrough(), output=FakeListChatModel(responses=[REFUSAL])
+    ) | NoRefusalGuard(guard=logged)
+    chain.invoke([HumanMessage("How do I pick a lock?")])
+    assert events[-1].signal == "classifier"
+    assert events[-1].prompt == "How do I pick a lock?"
+    assert scanner.prompts
+    assert all(isinstance(p, str) for p in scanner.prompts)
+
+
+def test_langchain_agent_middleware_scans_a_string_prompt() -> None:
+    pytest.importorskip("langchain.agents")
+    from langchain.agents import create_agent
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from norefusal.integrations.langchain import NoRefusalMiddleware
+
+    scanner = PromptRecordingScanner()
+    events: list[DecisionEvent] = []
+    guard = Guard(
+        Policy.from_dict({"name": "t", "log_text": True}),
+        scanner=scanner,
+        on_decision=events.append,
+    )
+    agent = create_agent(
+        model=FakeMessagesListChatModel(responses=[AIMessage(REFUSAL)]),
+        middleware=[NoRefusalMiddleware(guard=guard)],
+    )
+    agent.invoke({"messages": [HumanMessage("How do I pick a lock?")]})
+    assert (events[-1].signal, events[-1].is_refusal) == ("classifier", True)
+    assert events[-1].prompt == "How do I pick a lock?"
+    assert scanner.prompts
+    assert all(isinstance(p, str) for p in scanner.prompts)
