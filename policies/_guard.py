@@ -149,13 +149,14 @@ class Guard:
 
     def _context(self) -> Context:
         settings = self._policy.scanner
-        scanner = self._scanner
-        if scanner is not None:
-            threshold = getattr(scanner, "threshold", None)
-            model = getattr(scanner, "model_name", None)
-        else:  # do not build (or load) a scanner just to label results it did not make
-            threshold, model = None, None
-        if not isinstance(threshold, float):
+        # Results the classifier did not make (a provider signal, the allow-list, an error)
+        # carry the scanner's threshold and model: building the scanner resolves them (the
+        # embedded model's calibrated threshold comes from its norefusal.json) without loading
+        # the model, so they are right from the first call, not a preset's placeholder.
+        scanner = self.scanner
+        threshold = getattr(scanner, "threshold", None)
+        model = getattr(scanner, "model_name", None)
+        if not isinstance(threshold, float):  # a scanner of the caller's own, without one
             preset = PRESETS.get(settings.model)
             threshold = settings.threshold or (preset.threshold if preset else 0.5)
         if not isinstance(model, str):

@@ -4,6 +4,7 @@ the model's threshold, ``ScanResult`` holds its invariants, and metrics tell err
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -19,12 +20,13 @@ from _openai_fakes import (
     response_body,
     sse,
 )
-from _policy_fakes import REFUSAL, candidates, replace, reply
+from _policy_fakes import REFUSAL, Reply, candidates, replace, reply
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableParallel, RunnablePassthrough
 from norefusal import NoRefusalScanner, RefusalDetected, ScanResult, Signal
+from norefusal._presets import DEFAULT_MODEL_DIR
 from norefusal.integrations.langchain import NoRefusalCallbackHandler, NoRefusalGuard
 from norefusal.integrations.openai import GuardedOpenAI
 from norefusal.policies import Candidate, DecisionEvent, Guard, GuardMonitor, Policy
@@ -210,3 +212,37 @@ def test_langchain_agent_middleware_scans_a_string_prompt() -> None:
     assert events[-1].prompt == "How do I pick a lock?"
     assert scanner.prompts
     assert all(isinstance(p, str) for p in scanner.prompts)
+
+
+# -- 5. results carry the model's threshold before the first scan -----------------------------
+
+
+def _default_threshold() -> float:
+    config = json.loads((DEFAULT_MODEL_DIR / "norefusal.json").read_text(encoding="utf-8"))
+    return float(config["threshold"])
+
+
+def test_a_provider_refusal_from_a_fresh_guard_carries_the_models_threshold() -> None:
+    """Before: 0.5 (the preset's placeholder) until a first scan built the scanner."""
+    threshold = _default_threshold()
+    assert threshold != 0.5
+    guard = Guard("strict")  # the embedded default model, not built, not loaded
+    refused = Reply((None,), refusals=("I can't help with that.",))
+    with pytest.raises(RefusalDetected) as info:
+        guard.run("q", refused, candidates=candidates)
+    assert info.value.result.signal is Signal.PROVIDER
+    assert info.value.result.threshold == threshold
+    assert f"threshold {threshold:.3f}" in str(info.value)
+    assert guard.check("q", Candidate(None, refusal="No.")).threshold == threshold
+    # Nothing was loaded to find it: the model loads at its first scan.
+    assert isinstance(guard.scanner, NoRefusalScanner)
+    assert guard.scanner._backend is None
+
+
+def test_allowlisted_and_empty_results_carry_the_scanners_threshold() -> None:
+    policy = Policy.from_dict(
+        {"name": "t", "allowlist": ["Blocked."], "scanner": {"threshold": 0.7}}
+    )
+    guard = Guard(policy)
+    assert guard.check("q", Candidate("Blocked.")).threshold == 0.7
+    assert Guard("monitor").check("q", Candidate("  ")).threshold == _default_threshold()

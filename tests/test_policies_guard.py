@@ -491,8 +491,11 @@ def test_candidate_fields_must_be_text() -> None:
 def test_guard_builds_its_scanner_lazily_from_the_policy(tmp_path: Any) -> None:
     missing = tmp_path / "no-model-here"
     guard = Guard(Policy.from_dict({"scanner": {"model": str(missing)}}))
-    # A provider signal needs no scanner: nothing was built or loaded.
-    assert guard.check(PROMPT, Candidate(None, refusal="no")).signal is Signal.PROVIDER
+    assert guard._scanner is None  # construction builds nothing
+    # The first check builds the scanner (results carry its threshold, a provider signal's
+    # too), so a misconfigured model fails loudly there, whatever decides the verdict.
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        guard.check(PROMPT, Candidate(None, refusal="no"))
     with pytest.raises(ModelLoadError, match="does not exist"):
         _ = guard.scanner
 
