@@ -61,7 +61,8 @@ def _scan_all(scanner: ScannerLike, prompt: str, texts: tuple[str, ...]) -> list
 
 
 def _timeout_error(timeout_s: float) -> TimeoutError:
-    return TimeoutError(f"The scanner did not answer within timeout_s={timeout_s} s.")
+    # The time left of the check's timeout_s, after the allow-list had its share.
+    return TimeoutError(f"The scanner did not answer within the {timeout_s:.3g} s left.")
 
 
 class Guard:
