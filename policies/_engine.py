@@ -325,15 +325,17 @@ def make_event(
 
 
 def count_results(metrics: Metrics, results: Sequence[ScanResult]) -> None:
-    """Add checked results to the counters."""
+    """Add checked results to the counters; a scanner error counts apart from refusals."""
     signals = [r.signal for r in results]
+    errors = [r for r in results if r.signal is Signal.ERROR]
     metrics.add(
         scans=len(results),
-        refusals=sum(r.is_refusal for r in results),
+        refusals=sum(r.is_refusal for r in results if r.signal is not Signal.ERROR),
         provider=signals.count(Signal.PROVIDER),
         allowlisted=signals.count(Signal.ALLOWLIST),
         skipped=signals.count(Signal.SKIPPED),
-        errors=signals.count(Signal.ERROR),
+        errors=len(errors),
+        errors_blocked=sum(r.is_refusal for r in errors),
     )
 
 

@@ -246,3 +246,49 @@ def test_allowlisted_and_empty_results_carry_the_scanners_threshold() -> None:
     guard = Guard(policy)
     assert guard.check("q", Candidate("Blocked.")).threshold == 0.7
     assert Guard("monitor").check("q", Candidate("  ")).threshold == _default_threshold()
+
+
+# -- 7. scanner errors count apart from refusals ------------------------------------------------
+
+
+class FailingScanner:
+    """A scanner in an outage: every scan raises."""
+
+    threshold = 0.5
+    model_name = "failing"
+
+    def scan(self, prompt: str | None, output: str | None) -> ScanResult:
+        raise RuntimeError("backend unavailable")
+
+
+@pytest.mark.parametrize("on_error", ["block", "allow"])
+def test_a_scanner_outage_is_not_a_refusal_rate(on_error: str) -> None:
+    """Before: under on_error: block, every failed scan counted as a refusal, so
+    refusal_rate read 1.0 through an outage and a dashboard showed the model refusing."""
+    policy = Policy.from_dict({"name": "t", "on_error": on_error, "timeout_s": 30})
+    guard = Guard(policy, scanner=FailingScanner())
+    for _ in range(4):
+        assert guard.check("q", Candidate(REFUSAL)).signal is Signal.ERROR
+    snapshot = guard.metrics.snapshot()
+    assert (snapshot["scans"], snapshot["errors"], snapshot["refusals"]) == (4, 4, 0)
+    assert snapshot["errors_blocked"] == (4 if on_error == "block" else 0)
+    assert (snapshot["refusal_rate"], snapshot["error_rate"]) == (0.0, 1.0)
+
+
+def test_refusal_rate_counts_the_outputs_whose_content_decided() -> None:
+    scanner = PromptRecordingScanner()
+    guard = Guard(Policy.from_dict({"name": "t", "on_error": "block"}), scanner=scanner)
+    for text in (REFUSAL, "Sure, here it is.", "Paris is the capital of France."):
+        guard.check("q", Candidate(text))
+    guard.check("q", Candidate(None, refusal="No."))  # a provider refusal decides too
+    failing = Guard(Policy.from_dict({"name": "t", "on_error": "block"}), scanner=FailingScanner())
+    failing.metrics = guard.metrics  # one dashboard, two scanners: one of them down
+    failing.check("q", Candidate(REFUSAL))
+    sampled = Guard(Policy.from_dict({"name": "s", "sample_rate": 0.0}), scanner=scanner)
+    sampled.metrics = guard.metrics
+    sampled.check("q", Candidate(REFUSAL))  # skipped: not scanned, not counted either way
+    snapshot = guard.metrics.snapshot()
+    assert (snapshot["scans"], snapshot["refusals"], snapshot["errors"]) == (6, 2, 1)
+    assert (snapshot["errors_blocked"], snapshot["skipped"]) == (1, 1)
+    assert snapshot["refusal_rate"] == 2 / 4
+    assert snapshot["error_rate"] == 1 / 6
