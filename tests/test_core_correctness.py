@@ -4,8 +4,10 @@ the model's threshold, ``ScanResult`` holds its invariants, and metrics tell err
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -292,3 +294,27 @@ def test_refusal_rate_counts_the_outputs_whose_content_decided() -> None:
     assert (snapshot["errors_blocked"], snapshot["skipped"]) == (1, 1)
     assert snapshot["refusal_rate"] == 2 / 4
     assert snapshot["error_rate"] == 1 / 6
+
+
+# -- 8. the training recipe pins what decides the model's bytes --------------------------------
+
+#: What decides the bytes of an exported model.onnx: the traced model code, the exporter and
+#: its IR, the int8 quantizer.
+EXPORTER = ("torch", "transformers", "onnx", "onnxscript", "onnx-ir", "onnxruntime")
+
+
+def test_the_train_extra_pins_the_exporter_exactly() -> None:
+    """Before: ranges (onnx>=1.15, onnxscript>=0.1), so a re-run elsewhere exported another
+    model.onnx (same scores, another SHA256) while the card promised the same bytes."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    train = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    pins = {}
+    for requirement in train["train"]:
+        name, _, version = requirement.partition("==")
+        pins[name] = version
+    assert all(pins.get(name) for name in EXPORTER), pins
+    # This environment (installed from .[dev], which holds train) is the pinned one.
+    for name in EXPORTER:
+        installed = importlib.metadata.version(name)
+        assert installed.split("+")[0] == pins[name], (name, installed)
