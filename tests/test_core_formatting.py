@@ -151,6 +151,63 @@ def test_split_sentences_is_bounded() -> None:
     assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
 
 
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (
+            "我不能帮你做这件事。这违反了我的政策！你还有其他问题吗？",
+            ["我不能帮你做这件事。", "这违反了我的政策！", "你还有其他问题吗？"],
+        ),
+        (
+            "「申し訳ありません。」それはできません。",
+            ["「申し訳ありません。」", "それはできません。"],
+        ),
+        ("本当ですか！？はい．わかりました｡", ["本当ですか！？", "はい．", "わかりました｡"]),
+        (
+            "मैं इसमें मदद नहीं कर सकता।कृपया कुछ और पूछें॥ ठीक है",
+            ["मैं इसमें मदद नहीं कर सकता।", "कृपया कुछ और पूछें॥", "ठीक है"],
+        ),
+        ("لا أستطيع المساعدة؟هل لديك سؤال آخر", ["لا أستطيع المساعدة؟", "هل لديك سؤال آخر"]),
+        ("میں مدد نہیں کر سکتا۔ کچھ اور پوچھیں۔", ["میں مدد نہیں کر سکتا۔", "کچھ اور پوچھیں۔"]),
+        ("ขอโทษครับ ผมช่วยเรื่องนี้ไม่ได้", ["ขอโทษครับ", "ผมช่วยเรื่องนี้ไม่ได้"]),
+        (
+            'Version 2.5 is out. Great! "Yes." See e.g.x\nBye',
+            ["Version 2.5 is out.", "Great!", '"Yes."', "See e.g.x", "Bye"],
+        ),
+    ],
+    ids=[
+        "chinese",
+        "japanese quotes",
+        "full-width marks",
+        "hindi",
+        "arabic",
+        "urdu",
+        "thai",
+        "latin",
+    ],
+)
+def test_split_sentences_in_scripts_without_spaces(text: str, sentences: list[str]) -> None:
+    """Before: a sentence end needed whitespace after it, so Chinese and Japanese text (and
+    Devanagari, Arabic or Thai without it) was one sentence, and match="sentence" read it as
+    "full" does."""
+    assert split_sentences(text) == sentences
+
+
+def test_split_sentences_of_cjk_text_is_bounded() -> None:
+    text = "好。" * 10_000 + "！？" * 10_000
+    pieces = split_sentences(text, max_sentences=8)
+    assert len(pieces) == 8
+    assert pieces[:7] == ["好。"] * 7
+    assert "".join(pieces) == text
+
+
+def test_sentence_match_reads_each_cjk_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    scanner = NoRefusalScanner(model="keyword", match="sentence")
+    recorder = record(scanner, monkeypatch)
+    scanner.scan("请帮我。", "这是背景信息。对不起，我不能帮你。")
+    assert sorted(recorder.texts) == sorted(["这是背景信息。", "对不起，我不能帮你。"])
+
+
 # -- head and tail windows -----------------------------------------------------------------
 
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import sys
+import time
 import tracemalloc
 import unicodedata
 import uuid
@@ -42,6 +44,7 @@ from norefusal.integrations._openai_request import Endpoint, build_prompt
 from norefusal.integrations.langchain import NoRefusalCallbackHandler
 from norefusal.integrations.openai import GuardedOpenAI
 from norefusal.policies import Candidate, Guard, Policy, PolicyError
+from norefusal.policies._engine import allowlisted
 
 __all__ = ["no_network"]  # autouse fixture: no test here may reach the network
 
@@ -283,26 +286,99 @@ def test_guard_check_of_any_text(
     assert same(guard.check(prompt, Candidate(output)), first)
 
 
+#: Patterns that backtrack exponentially in Python's re, each with the output that hurts it
+#: most: ``(a|a)*b`` on 26 characters took 3.1 s, and each extra character doubles it.
+REDOS = {
+    r"(a|a)*b": "a" * 40,
+    r"(?:a?){26}a{26}": "a" * 26 + "b",
+    r"(a|aa)+$": "a" * 40 + "b",
+    r"(a+)+b": "a" * 40,
+    r"(\w+\s?)*$": "word " * 30 + "!",
+    r"(?:x*)*y": "x" * 40,
+    r"((ab)*c)+": "ab" * 40,
+    r"(.+)*!": "x" * 40,
+    r"(?:a|ab|abc)*d": "abc" * 30,
+    r"([a-z]+\s*)+=": "abc def " * 20,
+}
+#: How long a child process may take for all of them: a held check never ends, and in
+#: Python's re it holds the GIL too, so only a separate process can be stopped and reported.
+BOUND_S = 120.0
+_CHECK_EACH = """
+import json, sys
+from norefusal import NoRefusalScanner
+from norefusal.policies import Candidate, Guard, Policy
+
+scanner = NoRefusalScanner(model="keyword")
+scanner.load()
+signals = {}
+for regex, text in json.loads(sys.argv[1]).items():
+    policy = {"name": "redos", "timeout_s": 0.2, "allowlist": [{"regex": regex}]}
+    guard = Guard(Policy.from_dict(policy), scanner=scanner)
+    signals[regex] = guard.check("q", Candidate(text)).signal.value
+print(json.dumps(signals))
+"""
+
+
+def test_no_allowlist_regex_holds_a_caller_past_timeout_s() -> None:
+    """Outputs are model-written: RE2 matches in time linear in them, so these shapes, which
+    backtrack for days in Python's re, are accepted and cost a check nothing (before: refused
+    at load, or accepted and held the caller)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK_EACH, json.dumps(REDOS)],
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    signals = json.loads(done.stdout)
+    # Not allow-listed: then scanned (or, on a machine too busy to scan within 0.2 s, decided
+    # by on_error), but never held by the pattern.
+    assert set(signals) == set(REDOS)
+    assert set(signals.values()) <= {"classifier", "error"}
+
+
 @pytest.mark.parametrize(
-    "regex", [r"(a+)+b", r"(\w+\s?)*$", r"(?:x*)*y", r"((ab)*c)+", r"(.+)*!", r"(?=(a+)+)a"]
+    ("regex", "why"),
+    [
+        (r"(a)\1", "backreferences"),
+        (r"(?=(a+)+)a", "lookaround"),
+        (r"(?<!x)a", "lookaround"),
+        (r"(a++)+b", "possessive"),
+        (r"(?>a+)+b", "atomic"),
+        (r"(?:a|aa|aaa|b?){1000}", "instructions"),
+        (r"(open", "missing \\)"),
+    ],
 )
-def test_an_allowlist_regex_that_backtracks_exponentially_is_refused(regex: str) -> None:
-    """Outputs are model-written: ``(a+)+b`` on 40 crafted characters runs for days."""
-    with pytest.raises(PolicyError, match="repeats a repeated part"):
-        Policy.from_dict({"name": "redos", "allowlist": [{"regex": regex}]})
+def test_an_allowlist_regex_rre2_cannot_run_is_a_policy_error(regex: str, why: str) -> None:
+    with pytest.raises(PolicyError, match=why) as info:
+        Policy.from_dict({"name": "x", "allowlist": [{"regex": regex}]})
+    assert [p.field for p in info.value.problems] == ["allowlist.0.regex"]
 
 
-def test_allowed_allowlist_regexes_stay_fast_on_crafted_outputs(
+def test_the_allowlist_starts_no_regex_past_the_deadline() -> None:
+    """The allow-list's regexes and the classifier share a check's timeout_s."""
+    policy = Policy.from_dict({"name": "x", "allowlist": [{"regex": "blocked .*"}]})
+    now = time.monotonic()
+    assert allowlisted(policy, "blocked by the filter", deadline=now + 60)
+    assert not allowlisted(policy, "blocked by the filter", deadline=now - 1)
+    # Exact text costs nothing and is always tried.
+    exact = Policy.from_dict({"name": "x", "allowlist": ["Blocked."]})
+    assert allowlisted(exact, "Blocked.", deadline=now - 1)
+
+
+def test_allowlist_regexes_keep_their_meaning_on_crafted_outputs(
     keyword_scanner: NoRefusalScanner,
 ) -> None:
-    """Accepted shapes, against the outputs that hurt them most (no hang: the test ends)."""
-    patterns = [r"(a++)+b", r"(?>a+)+b", r".*blocked by .* filter.*", r"(?:foo|bar)+!"]
+    patterns = [r".*blocked by .* filter.*", r"(?:foo|bar)+!", r"Request \d+ was blocked\."]
     guard = Guard(
         Policy.from_dict({"name": "ok", "allowlist": [{"regex": p} for p in patterns]}),
         scanner=keyword_scanner,
     )
     for crafted in ("a" * 3_999 + "c", "blocked by " * 360, "foo" * 1_300):
         assert guard.check("q", Candidate(crafted)).signal is Signal.CLASSIFIER
+    for allowed in ("x\nblocked by the\nAcme filter", "foobar!", "Request 42 was blocked."):
+        assert guard.check("q", Candidate(allowed)).signal is Signal.ALLOWLIST
 
 
 yaml_text = st.lists(
