@@ -74,15 +74,19 @@ class PolicyError(ConfigurationError):
         source: the file or source name, if any.
     """
 
-    def __init__(self, problems: list[Problem], *, source: str | None = None) -> None:
+    def __init__(
+        self, problems: list[Problem], *, source: str | None = None, message: str | None = None
+    ) -> None:
         self.problems = problems
         self.source = source
-        where = f" in {source}" if source else ""
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(
-            f"Invalid policy{where}:\n{lines}\nFix the field(s) above; "
-            f"`norefusal policy schema` prints every field and its bounds."
-        )
+        if message is None:
+            where = f" in {source}" if source else ""
+            lines = "\n".join(f"  {p}" for p in problems)
+            message = (
+                f"Invalid policy{where}:\n{lines}\nFix the field(s) above; "
+                f"`norefusal policy schema` prints every field and its bounds."
+            )
+        super().__init__(message)
 
 
 # -- YAML ------------------------------------------------------------------------------------
@@ -371,14 +375,16 @@ def policy_from_file(
                 source=str(file),
             )
         text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except OSError as exc:  # the wording of every norefusal command for an unreadable file
+        reason = exc.strerror or str(exc)
         raise PolicyError(
-            [Problem("", "no such file; check the path.")], source=str(file)
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(
-            [Problem("", f"cannot read the file: {type(exc).__name__}: {exc}.")],
+            [Problem("", f"cannot read the file: {reason}.")],
             source=str(file),
+            message=f"Cannot read {file}: {reason}.",
+        ) from None
+    except UnicodeDecodeError:
+        raise PolicyError(
+            [Problem("", "not UTF-8 text.")], source=str(file), message=f"{file}: not UTF-8 text."
         ) from None
     return policy_from_yaml(text, source=str(file), env=env)
 

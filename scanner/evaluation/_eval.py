@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._cli_common import add_scanner_options, progress, scanner_from_args
 from .._errors import NoRefusalError
 from .._jsonl import iter_objects
 
@@ -46,6 +47,8 @@ __all__ = [
 #: Scores (prompt, response) pairs: P(refusal) for each, in order.
 Scorer = Callable[[Sequence[tuple[str, str]]], Sequence[float]]
 LABELS = ("refusal", "partial_refusal", "compliance")
+#: The plots ``write_report`` draws (with matplotlib).
+_PLOTS = ("pr_curve.png", "calibration.png")
 #: Files whose labels come from a keyword judge: they may train, never measure.
 _SILVER = ("refusal_direction_silver.jsonl",)
 
@@ -73,9 +76,7 @@ def read_labelled(path: str | Path) -> list[Example]:
     examples: list[Example] = []
     try:
         rows = list(iter_objects(path))
-    except OSError as exc:
-        raise EvalInputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except ValueError as exc:  # invalid JSON or not an object, naming the line
+    except ValueError as exc:  # unreadable, empty, invalid JSON or not an object: named
         raise EvalInputError(str(exc)) from None
     for n, row in rows:
         response = row.get("response")
@@ -101,8 +102,6 @@ def read_labelled(path: str | Path) -> list[Example]:
                 model=str(row.get("model") or "unknown"),
             )
         )
-    if not examples:
-        raise EvalInputError(f"{path} holds no rows.")
     return examples
 
 
@@ -215,13 +214,22 @@ def evaluate(
 
 def _plots(
     report: dict[str, Any], scores: np.ndarray, y: np.ndarray, out: Path, title: str
-) -> None:
-    import matplotlib
+) -> dict[str, str]:
+    """Draw the PNG plots into ``out``; returns the plots not drawn, each with the reason."""
+    try:
+        import matplotlib
+    except ImportError:
+        why = 'matplotlib is not installed (`pip install matplotlib`, or the "train" extra)'
+        return dict.fromkeys(_PLOTS, why)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if 0 < y.sum() < len(y):
+    skipped = {}
+    if not 0 < y.sum() < len(y):
+        only = "refusal" if y.sum() else "compliance"
+        skipped["pr_curve.png"] = f"a PR curve needs both classes, and every row is {only}"
+    else:
         precision, recall, ap = _pr_curve(scores, y)
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.step(recall, precision, where="post")
@@ -245,6 +253,7 @@ def _plots(
     fig.tight_layout()
     fig.savefig(out / "calibration.png", dpi=100)
     plt.close(fig)
+    return skipped
 
 
 def write_report(
@@ -258,8 +267,9 @@ def write_report(
     """Write ``report.json``, ``scores.jsonl`` and the PNG plots into ``out_dir``.
 
     Everything is rendered in a temporary directory first; files are moved into ``out_dir``
-    only once all of them exist. Plots are skipped (with a note in the report) when
-    matplotlib is not installed.
+    only once all of them exist. A plot that cannot be drawn (no matplotlib; a PR curve of a
+    file with one class) is skipped, and the report's ``skipped`` maps its file name to why.
+    Returns the paths written, in order.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,10 +278,7 @@ def write_report(
     y = np.array([e.label == "refusal" for e in examples], dtype=np.float64)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".eval-") as tmp:
         staging = Path(tmp)
-        try:
-            _plots(report, s[binary], y[binary], staging, title)
-        except ImportError:
-            report = report | {"plots": 'skipped: pip install matplotlib (or "norefusal[train]")'}
+        report["skipped"] = _plots(report, s[binary], y[binary], staging, title)
         with (staging / "scores.jsonl").open("w", encoding="utf-8") as fh:
             for e, score in zip(examples, s, strict=True):
                 fh.write(json.dumps({"line": e.line, "id": e.id, "label": e.label,
@@ -306,9 +313,10 @@ def summary(report: dict[str, Any]) -> str:
         if len(report[key]) < 2:
             continue
         lines.append(f"{key.replace('_', ' ')}:")
+        width = max(map(len, report[key]))  # whole names: a cut one can name another model
         for name, m in report[key].items():
             lines.append(
-                f"  {name[:60]:60} n {m['n']:5}  P {_fmt(m['precision'])}  R {_fmt(m['recall'])}  "
+                f"  {name:{width}} n {m['n']:5}  P {_fmt(m['precision'])}  R {_fmt(m['recall'])}  "
                 f"F1 {_fmt(m['f1'])}  FPR {_fmt(m['fpr'])}  "
                 f"partial {_fmt(m['partial_refusal_recall'])}"
             )
@@ -321,16 +329,25 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def scanner_scorer(scanner: Any) -> Scorer:
+def scanner_scorer(
+    scanner: Any, *, on_progress: Callable[[int], object] | None = None, chunk: int = 256
+) -> Scorer:
     """A :data:`Scorer` from a ``NoRefusalScanner`` (its calibrated ``score``).
 
-    All pairs go to one ``scan_batch`` call, which batches by length itself: an int8 model
-    quantizes activations per batch, so scores can move in the third decimal with the batch
-    a text lands in, and this keeps ``eval`` identical to a ``scan_batch`` over the file.
+    Pairs go to ``scan_batch`` ``chunk`` at a time, and ``on_progress(n)`` hears of each chunk
+    done (the command's progress bar). The scores are those of one ``scan_batch`` over the file:
+    the embedded ONNX model scores one text per forward pass, so no text's score depends on
+    the texts around it.
     """
 
     def score(pairs: Sequence[tuple[str, str]]) -> list[float]:
-        return [r.score for r in scanner.scan_batch(pairs)]
+        scores: list[float] = []
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            scores += [r.score for r in scanner.scan_batch(part)]
+            if on_progress is not None:
+                on_progress(len(part))
+        return scores
 
     return score
 
@@ -339,7 +356,11 @@ def run_eval(
     path: str | Path, scorer: Scorer, threshold: float, out_dir: str | Path | None = None,
     *, title: str = "",
 ) -> dict[str, Any]:  # fmt: skip
-    """Read, score, measure and (with ``out_dir``) write; returns the report."""
+    """Read, score, measure and (with ``out_dir``) write; returns the report.
+
+    With ``out_dir``, the returned report's ``written`` lists the files written and its
+    ``skipped`` maps each plot not drawn to the reason.
+    """
     examples = read_labelled(path)
     scores = list(scorer([(e.prompt, e.response) for e in examples]))
     if len(scores) != len(examples):
@@ -348,50 +369,49 @@ def run_eval(
     report["file"] = str(path)
     report["scanner"] = title
     if out_dir is not None:
-        write_report(report, examples, scores, out_dir, title=title or Path(path).name)
+        written = write_report(report, examples, scores, out_dir, title=title or Path(path).name)
+        report["written"] = [str(p) for p in written]
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``norefusal eval FILE.jsonl [--model M] [--backend B] [--threshold T] [--out DIR]``."""
+    """``norefusal eval FILE.jsonl [--model M] [--out DIR] ...``; errors raise for the CLI."""
     parser = argparse.ArgumentParser(
         prog="norefusal eval",
-        description="Accuracy figures of a scanner on a labelled JSON Lines file.",
+        description="Accuracy figures of a scanner on a labelled JSON Lines file: precision, "
+        "recall, F1, FPR, partial refusals, breakdowns by source and model, a threshold sweep.",
     )
-    parser.add_argument("file", type=Path, help="JSON Lines rows with response and label")
-    parser.add_argument("--model", default="default", help="preset, Hugging Face id or directory")
-    parser.add_argument("--backend", choices=("onnx", "transformers", "keyword"), default=None)
-    parser.add_argument("--threshold", type=float, default=None, help="default: the model's own")
-    parser.add_argument("--match", choices=("full", "sentence"), default="full")
-    parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write report.json, scores.jsonl and PNG plots here")  # fmt: skip
+    parser.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="JSON Lines rows with response and label (refusal, partial_refusal, compliance)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write report.json, scores.jsonl and the PNG plots (with matplotlib) here",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_scanner_options(parser)
     args = parser.parse_args(argv)
     if args.file.name in _SILVER:
         print(f"norefusal eval: warning: {args.file.name} has silver (keyword-judged) labels; "
               "do not report its figures.", file=sys.stderr)  # fmt: skip
-    from .._scanner import NoRefusalScanner
-
-    try:
-        examples_ok = read_labelled(args.file)  # fail on bad input before loading any model
-        del examples_ok
-        scanner = NoRefusalScanner(
-            threshold=args.threshold, model=args.model, backend=args.backend, match=args.match,
-            max_tokens=args.max_tokens,
-        )  # fmt: skip
-        title = f"{scanner.model_name} ({scanner.backend_name})"
-        report = run_eval(
-            args.file, scanner_scorer(scanner), scanner.threshold, args.out, title=title
-        )
-    except (NoRefusalError, OSError) as exc:
-        print(f"norefusal eval: error: {exc}", file=sys.stderr)
-        return 1
+    rows = len(read_labelled(args.file))  # fail on bad input before loading any model
+    scanner = scanner_from_args(args)
+    title = f"{scanner.model_name} ({scanner.backend_name})"
+    with progress(rows, desc="scoring") as update:
+        scorer = scanner_scorer(scanner, on_progress=update)
+        report = run_eval(args.file, scorer, scanner.threshold, args.out, title=title)
     print(json.dumps(report, indent=2) if args.json else summary(report))
     if args.out is not None:
-        print(f"wrote {args.out}/report.json, scores.jsonl and plots", file=sys.stderr)
+        print(f"norefusal eval: wrote {', '.join(report['written'])}", file=sys.stderr)
+        reasons: dict[str, list[str]] = {}
+        for name, why in report["skipped"].items():
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            print(f"norefusal eval: skipped {' and '.join(names)}: {why}.", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import MissingDependencyError
+
 __all__ = ["ExportError", "export_onnx", "file_sha256", "main", "write_config"]
 
 CONFIG_NAME = "norefusal.json"
@@ -90,10 +92,8 @@ def export_onnx(
     try:
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'Exporting needs torch and transformers: pip install "norefusal[transformers,onnx]"'
-        ) from exc
+    except ImportError as exc:
+        raise MissingDependencyError("Exporting to ONNX", "onnx") from exc
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not any(model_dir.glob("*.safetensors")):
         raise ExportError(f"{model_dir} has no safetensors weights (other formats are not loaded).")
@@ -218,17 +218,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="norefusal export",
         description="Export a local Hugging Face sequence classifier (safetensors) to ONNX.",
     )
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "model_dir", type=Path, help="a local Hugging Face classifier (safetensors weights)"
+    )
+    parser.add_argument("out_dir", type=Path, help="where the ONNX directory is written")
     parser.add_argument("--no-quantize", action="store_true", help="keep fp32 (default: int8)")
-    parser.add_argument("--opset", type=int, default=18)
-    parser.add_argument("--name", default=None)
-    parser.add_argument("--input-format", choices=("response", "conversation"), default="response")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="the model's name (default: the directory's)")
+    parser.add_argument(
+        "--input-format",
+        choices=("response", "conversation"),
+        default="response",
+        help="what the model reads: the response alone, or the conversation (default: response)",
+    )
     parser.add_argument("--refusal-label", default=None, help="default: found in id2label")
-    parser.add_argument("--max-tokens", type=int, default=512)
-    parser.add_argument("--head-fraction", type=float, default=0.75)
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument(
+        "--max-tokens", type=int, default=512, help="tokens the model reads (default: 512)"
+    )
+    parser.add_argument(
+        "--head-fraction",
+        type=float,
+        default=0.75,
+        help="share of --max-tokens taken from the head of a long output (default: 0.75)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="the calibrated threshold (default: 0.5)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="logit temperature (default: 1.0)"
+    )
     args = parser.parse_args(argv)
     try:
         config = export_onnx(
