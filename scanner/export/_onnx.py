@@ -124,6 +124,9 @@ def export_onnx(
             logits: torch.Tensor = out.logits
             return logits
 
+    # Inference mode for the wrapper as for the model (a new Module starts in training mode):
+    # dropout off, and torch.onnx exports what the scanner will run.
+    logits_of = _Logits().eval()
     sample = _sample_batch(config)
     args = tuple(torch.from_numpy(sample[n]) for n in names)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +136,7 @@ def export_onnx(
         shapes = {n: {0: batch, 1: seq} for n in names}
         with torch.no_grad():
             program = torch.onnx.export(
-                _Logits(),
+                logits_of,
                 args,
                 input_names=names,
                 output_names=["logits"],
@@ -147,7 +150,7 @@ def export_onnx(
             # Check on a batch of another shape too, so the dynamic axes are exercised.
             for check in (sample, _sample_batch(config, rows=2, width=23, seed=1)):
                 feeds = {n: check[n] for n in names}
-                expected = _Logits()(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
+                expected = logits_of(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
                 diff = float(np.max(np.abs(_run_onnx(fp32, feeds) - expected)))
                 if not diff <= TOLERANCE:
                     raise ExportError(
