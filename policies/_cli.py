@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._loading import BUILTIN_POLICIES, PolicyError, builtin_policy
+from ._loading import BUILTIN_POLICIES, PolicyError
 from ._model import Policy
 
 __all__ = ["main", "schema_text"]
@@ -75,7 +75,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             # A built-in's name means the built-in, unless a file of that name is there.
             if file in BUILTIN_POLICIES and not Path(file).exists():
-                policy, what = builtin_policy(file), "built-in policy"
+                policy, what = Policy.builtin(file), "built-in policy"
             else:
                 policy, what = Policy.from_file(file), "policy"
         except PolicyError as exc:
