@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._loading import builtin_policy, policy_from_dict, policy_from_file, policy_from_yaml
 from ._regex import compile_allow_pattern
 
 if TYPE_CHECKING:
@@ -292,9 +293,7 @@ class Policy(_Strict):
         Raises:
             PolicyError: the data is not a valid policy; the message names each bad field.
         """
-        from ._loading import policy_from_dict
-
-        return policy_from_dict(data, env=env)
+        return policy_from_dict(cls, data, env=env)
 
     @classmethod
     def from_yaml(
@@ -306,9 +305,7 @@ class Policy(_Strict):
             PolicyError: bad YAML, not a mapping, a Python tag, or an invalid field; the message
                 names the field and its line.
         """
-        from ._loading import policy_from_yaml
-
-        return policy_from_yaml(text, source=source, env=env)
+        return policy_from_yaml(cls, text, source=source, env=env)
 
     @classmethod
     def from_file(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Policy:
@@ -317,9 +314,7 @@ class Policy(_Strict):
         Raises:
             PolicyError: the file is missing or invalid; the message names the file, field and line.
         """
-        from ._loading import policy_from_file
-
-        return policy_from_file(path, env=env)
+        return policy_from_file(cls, path, env=env)
 
     @classmethod
     def builtin(cls, name: str) -> Policy:
@@ -329,6 +324,4 @@ class Policy(_Strict):
         Raises:
             ConfigurationError: no built-in policy has that name.
         """
-        from ._loading import builtin_policy
-
-        return builtin_policy(name)
+        return builtin_policy(cls, name)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from norefusal import _cli
 from norefusal.evaluation._eval import (
     EvalInputError,
+    Example,
     binary_metrics,
+    evaluate,
     expected_calibration_error,
-    main,
     read_labelled,
     run_eval,
     summary,
@@ -37,6 +40,11 @@ def _file(tmp_path: Path, rows: Sequence[object], name: str = "data.jsonl") -> P
 def _scorer(pairs: Sequence[tuple[str, str]]) -> list[float]:
     by_text = {r["response"]: SCORES[r["id"]] for r in ROWS}
     return [by_text[response] for _, response in pairs]
+
+
+def main(argv: list[str]) -> int:
+    """``norefusal eval ...`` as the command line runs it (errors reported, not raised)."""
+    return _cli.main(["eval", *argv])
 
 
 def test_binary_metrics() -> None:
@@ -66,9 +74,9 @@ def test_run_eval_writes_report_and_plots(tmp_path: Path) -> None:
     assert len(report["sweep"]) == 19
     assert {e["id"] for e in report["errors"]} == {"2", "4"}
     written = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"report.json", "scores.jsonl"} <= written
-    if "plots" not in report:  # matplotlib installed
-        assert {"pr_curve.png", "calibration.png"} <= written
+    assert written == {"report.json", "scores.jsonl", "pr_curve.png", "calibration.png"}
+    assert {Path(p).name for p in report["written"]} == written
+    assert report["skipped"] == {}
     assert json.loads((tmp_path / "out" / "report.json").read_text())["overall"]["tp"] == 1
 
 
@@ -89,7 +97,9 @@ def test_bad_input_names_the_line_and_writes_nothing(
         read_labelled(path)
     out = tmp_path / "out"
     assert main([str(path), "--model", "keyword", "--out", str(out)]) == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("norefusal eval: error: ")
+    assert message in err
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -100,6 +110,60 @@ def test_cli_runs_a_keyword_preset(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "F1" in text
     assert "sweep" in text
     assert (tmp_path / "o" / "report.json").exists()
+
+
+def test_cli_says_what_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o"
+    assert main([str(_file(tmp_path, ROWS)), "--model", "keyword", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    for name in ("report.json", "scores.jsonl", "calibration.png", "pr_curve.png"):
+        assert str(out / name) in err
+    assert "skipped" not in err
+
+
+def test_one_class_skips_the_pr_curve_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compliance = [r for r in ROWS if r["label"] == "compliance"]
+    out = tmp_path / "o"
+    assert main([str(_file(tmp_path, compliance)), "--model", "keyword", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped pr_curve.png: a PR curve needs both classes, and every row is compliance" in err
+    assert "pr_curve.png" not in err.split("skipped")[0]  # not listed as written
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calibration.png",
+        "report.json",
+        "scores.jsonl",
+    ]
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["skipped"]) == {"pr_curve.png"}
+
+
+def test_without_matplotlib_both_plots_are_skipped_and_said_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    out = tmp_path / "o"
+    assert main([str(_file(tmp_path, ROWS)), "--model", "keyword", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "and plots" not in err
+    assert "png" not in err.split("skipped")[0]  # nothing drawn is claimed as written
+    assert err.count("matplotlib is not installed") == 1
+    assert "skipped pr_curve.png and calibration.png: matplotlib is not installed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "scores.jsonl"]
+
+
+def test_summary_prints_whole_model_names() -> None:
+    long_name = "meta-llama/Llama-2-70b-chat-hf (system prompt: the default one)"
+    examples = [
+        Example(line=i, id=str(i), prompt="", response="r", label=label, source="s", model=model)
+        for i, (label, model) in enumerate(
+            [("refusal", long_name), ("compliance", long_name), ("refusal", "m2")]
+        )
+    ]
+    text = summary(evaluate(examples, [0.9, 0.1, 0.2], 0.5))
+    assert f"  {long_name} n " in text  # 63 characters, whole
+    assert f"  {'m2':{len(long_name)}} n " in text  # and the columns still line up
 
 
 # --- categories, languages, rows only the prompt decides, and the two prompt modes --------

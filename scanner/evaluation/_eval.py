@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._cli_common import add_scanner_options, progress, scanner_from_args
 from .._errors import NoRefusalError
 from .._jsonl import iter_objects
 
@@ -56,6 +57,8 @@ MODES = ("with-prompt", "response-only", "both")
 #: Row fields that get a breakdown: always the first two, the others when any row has them.
 _GROUPS = ("source", "model", "category", "subcategory", "lang")
 _OPTIONAL_TEXT = ("category", "subcategory", "lang")
+#: The plots ``write_report`` draws (with matplotlib).
+_PLOTS = ("pr_curve.png", "calibration.png")
 #: Files whose labels come from a keyword judge: they may train, never measure.
 _SILVER = ("refusal_direction_silver.jsonl",)
 
@@ -87,9 +90,7 @@ def read_labelled(path: str | Path) -> list[Example]:
     examples: list[Example] = []
     try:
         rows = list(iter_objects(path))
-    except OSError as exc:
-        raise EvalInputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except ValueError as exc:  # invalid JSON or not an object, naming the line
+    except ValueError as exc:  # unreadable, empty, invalid JSON or not an object: named
         raise EvalInputError(str(exc)) from None
     for n, row in rows:
         response = row.get("response")
@@ -126,8 +127,6 @@ def read_labelled(path: str | Path) -> list[Example]:
                 **optional,
             )
         )
-    if not examples:
-        raise EvalInputError(f"{path} holds no rows.")
     return examples
 
 
@@ -257,13 +256,22 @@ def _breakdown(
 
 def _plots(
     report: dict[str, Any], scores: np.ndarray, y: np.ndarray, out: Path, title: str
-) -> None:
-    import matplotlib
+) -> dict[str, str]:
+    """Draw the PNG plots into ``out``; returns the plots not drawn, each with the reason."""
+    try:
+        import matplotlib
+    except ImportError:
+        why = 'matplotlib is not installed (`pip install matplotlib`, or the "train" extra)'
+        return dict.fromkeys(_PLOTS, why)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if 0 < y.sum() < len(y):
+    skipped = {}
+    if not 0 < y.sum() < len(y):
+        only = "refusal" if y.sum() else "compliance"
+        skipped["pr_curve.png"] = f"a PR curve needs both classes, and every row is {only}"
+    else:
         precision, recall, ap = _pr_curve(scores, y)
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.step(recall, precision, where="post")
@@ -287,6 +295,7 @@ def _plots(
     fig.tight_layout()
     fig.savefig(out / "calibration.png", dpi=100)
     plt.close(fig)
+    return skipped
 
 
 def write_report(
@@ -301,9 +310,10 @@ def write_report(
     """Write ``report.json``, ``scores.jsonl`` and the PNG plots into ``out_dir``.
 
     Everything is rendered in a temporary directory first; files are moved into ``out_dir``
-    only once all of them exist. Plots are skipped (with a note in the report) when
-    matplotlib is not installed. With ``response_only_scores`` (``--mode both``), each
-    ``scores.jsonl`` row also carries ``score_response_only``; the plots show ``scores``.
+    only once all of them exist. A plot that cannot be drawn (no matplotlib; a PR curve of a
+    file with one class) is skipped, and the report's ``skipped`` maps its file name to why.
+    With ``response_only_scores`` (``--mode both``), each ``scores.jsonl`` row also carries
+    ``score_response_only``; the plots show ``scores``. Returns the paths written, in order.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -312,10 +322,7 @@ def write_report(
     y = np.array([e.label == "refusal" for e in examples], dtype=np.float64)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".eval-") as tmp:
         staging = Path(tmp)
-        try:
-            _plots(report, s[binary], y[binary], staging, title)
-        except ImportError:
-            report = report | {"plots": 'skipped: pip install matplotlib (or "norefusal[train]")'}
+        report["skipped"] = _plots(report, s[binary], y[binary], staging, title)
         alone = None if response_only_scores is None else list(response_only_scores)
         with (staging / "scores.jsonl").open("w", encoding="utf-8") as fh:
             for i, (e, score) in enumerate(zip(examples, s, strict=True)):
@@ -341,9 +348,10 @@ def _fmt(x: float | None) -> str:
 
 def _table(name: str, groups: dict[str, dict[str, Any]]) -> list[str]:
     lines = [f"{name}:"]
+    width = max(map(len, groups), default=0)  # whole names: a cut one can name another group
     for g, m in groups.items():
         lines.append(
-            f"  {g[:40]:40} n {m['n']:5}  acc {_fmt(m['accuracy'])}  P {_fmt(m['precision'])}  "
+            f"  {g:{width}} n {m['n']:5}  acc {_fmt(m['accuracy'])}  P {_fmt(m['precision'])}  "
             f"R {_fmt(m['recall'])}  F1 {_fmt(m['f1'])}  FPR {_fmt(m['fpr'])}  "
             f"partial {m['partial_refusals']:3} flagged {_fmt(m['partial_refusal_recall'])}"
         )
@@ -389,16 +397,25 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def scanner_scorer(scanner: Any) -> Scorer:
+def scanner_scorer(
+    scanner: Any, *, on_progress: Callable[[int], object] | None = None, chunk: int = 256
+) -> Scorer:
     """A :data:`Scorer` from a ``NoRefusalScanner`` (its calibrated ``score``).
 
-    All pairs go to one ``scan_batch`` call, which batches by length itself: an int8 model
-    quantizes activations per batch, so scores can move in the third decimal with the batch
-    a text lands in, and this keeps ``eval`` identical to a ``scan_batch`` over the file.
+    Pairs go to ``scan_batch`` ``chunk`` at a time, and ``on_progress(n)`` hears of each chunk
+    done (the command's progress bar). The scores are those of one ``scan_batch`` over the file:
+    the embedded ONNX model scores one text per forward pass, so no text's score depends on
+    the texts around it.
     """
 
     def score(pairs: Sequence[tuple[str, str]]) -> list[float]:
-        return [r.score for r in scanner.scan_batch(pairs)]
+        scores: list[float] = []
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            scores += [r.score for r in scanner.scan_batch(part)]
+            if on_progress is not None:
+                on_progress(len(part))
+        return scores
 
     return score
 
@@ -419,7 +436,9 @@ def run_eval(
     ``mode`` is one of :data:`MODES`. ``"with-prompt"`` gives the scorer each row's prompt
     (``""`` where a row has none), ``"response-only"`` gives it ``""`` for every prompt, and
     ``"both"`` scores both ways: the report is the with-prompt one, with the response-only
-    report under ``"response_only"`` (same keys, no plots of its own).
+    report under ``"response_only"`` (same keys, no plots of its own). With ``out_dir``, the
+    returned report's ``written`` lists the files written and its ``skipped`` maps each plot
+    not drawn to the reason.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
@@ -437,55 +456,56 @@ def run_eval(
         report["response_only"] = evaluate(examples, alone_scores, threshold)
         report["response_only"]["mode"] = "response-only"
     if out_dir is not None:
-        write_report(report, examples, scores, out_dir, title=title or Path(path).name,
-                     response_only_scores=alone_scores)  # fmt: skip
+        written = write_report(report, examples, scores, out_dir, title=title or Path(path).name,
+                               response_only_scores=alone_scores)  # fmt: skip
+        report["written"] = [str(p) for p in written]
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``norefusal eval FILE.jsonl [--model M] [--threshold T] [--mode M] [--out DIR] ...``."""
+    """``norefusal eval FILE.jsonl [--model M] [--mode M] [--out DIR] ...``; errors raise."""
     parser = argparse.ArgumentParser(
         prog="norefusal eval",
-        description="Accuracy figures of a scanner on a labelled JSON Lines file.",
+        description="Accuracy figures of a scanner on a labelled JSON Lines file: precision, "
+        "recall, F1, FPR, partial refusals, breakdowns by source, model and category, a "
+        "threshold sweep.",
     )
-    parser.add_argument("file", type=Path, help="JSON Lines rows with response and label")
-    parser.add_argument("--model", default="default", help="preset, Hugging Face id or directory")
-    parser.add_argument("--backend", choices=("onnx", "transformers", "keyword"), default=None)
-    parser.add_argument("--threshold", type=float, default=None, help="default: the model's own")
-    parser.add_argument("--match", choices=("full", "sentence"), default="full")
-    parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="JSON Lines rows with response and label (refusal, partial_refusal, compliance)",
+    )
     parser.add_argument("--mode", choices=MODES, default="with-prompt",
                         help="score with each row's prompt (default), on the response alone, "
                         "or both ways")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write report.json, scores.jsonl and PNG plots here")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write report.json, scores.jsonl and the PNG plots (with matplotlib) here",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_scanner_options(parser)
     args = parser.parse_args(argv)
     if args.file.name in _SILVER:
         print(f"norefusal eval: warning: {args.file.name} has silver (keyword-judged) labels; "
               "do not report its figures.", file=sys.stderr)  # fmt: skip
-    from .._scanner import NoRefusalScanner
-
-    try:
-        examples_ok = read_labelled(args.file)  # fail on bad input before loading any model
-        del examples_ok
-        scanner = NoRefusalScanner(
-            threshold=args.threshold, model=args.model, backend=args.backend, match=args.match,
-            max_tokens=args.max_tokens,
-        )  # fmt: skip
-        title = f"{scanner.model_name} ({scanner.backend_name})"
+    rows = len(read_labelled(args.file))  # fail on bad input before loading any model
+    scanner = scanner_from_args(args)
+    title = f"{scanner.model_name} ({scanner.backend_name})"
+    with progress(rows * (2 if args.mode == "both" else 1), desc="scoring") as update:
+        scorer = scanner_scorer(scanner, on_progress=update)
         report = run_eval(
-            args.file, scanner_scorer(scanner), scanner.threshold, args.out, title=title,
-            mode=args.mode,
-        )  # fmt: skip
-    except (NoRefusalError, OSError) as exc:
-        print(f"norefusal eval: error: {exc}", file=sys.stderr)
-        return 1
+            args.file, scorer, scanner.threshold, args.out, title=title, mode=args.mode
+        )
     print(json.dumps(report, indent=2) if args.json else summary(report))
     if args.out is not None:
-        print(f"wrote {args.out}/report.json, scores.jsonl and plots", file=sys.stderr)
+        print(f"norefusal eval: wrote {', '.join(report['written'])}", file=sys.stderr)
+        reasons: dict[str, list[str]] = {}
+        for name, why in report["skipped"].items():
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            print(f"norefusal eval: skipped {' and '.join(names)}: {why}.", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
