@@ -59,9 +59,7 @@ def test_tokens_never_show_in_settings_output(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_serve_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as done:
-        main(["serve", "--help"])
-    assert done.value.code == 0
+    assert main(["serve", "--help"]) == 0  # the CLI turns argparse's exit into a status
     usage = capsys.readouterr().out
     for flag in ("--host", "--port", "--model", "--threshold", "--workers", "--config"):
         assert flag in usage

@@ -97,14 +97,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="interface to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: 8000)")
     p.add_argument("--model", help="preset, Hugging Face id or directory (default: default)")
-    p.add_argument("--backend", choices=("onnx", "transformers", "keyword"))
+    p.add_argument(
+        "--backend",
+        choices=("onnx", "transformers", "keyword"),
+        help="inference backend (default: the model's own)",
+    )
     p.add_argument("--threshold", type=float, help="refusal threshold in (0, 1)")
-    p.add_argument("--match", choices=("full", "sentence"))
-    p.add_argument("--max-tokens", type=int)
+    p.add_argument(
+        "--match", choices=("full", "sentence"), help="one window per output, or per sentence"
+    )
+    p.add_argument("--max-tokens", type=int, help="cap on tokens per model input")
     p.add_argument("--workers", type=int, help="server processes, one model each (default: 1)")
     p.add_argument("--scan-threads", type=int, help="scans at once per process")
     p.add_argument("--queue-size", type=int, help="scans admitted before 503 (default: 256)")
-    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="server log level (default: info)",
+    )
     p.add_argument("--config", type=Path, help="YAML or JSON file of settings")
     return p
 
