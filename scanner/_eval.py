@@ -1,10 +1,10 @@
 """``norefusal eval``: accuracy figures of any preset or backend on a labelled JSON Lines file.
 
 Rows carry ``response`` and ``label`` (``refusal``, ``partial_refusal`` or ``compliance``), and
-optionally ``prompt``, ``id``, ``source`` and ``model``. Binary figures (precision, recall, F1,
-accuracy, false-positive rate, ECE) use refusal vs compliance only; partial refusals are
-reported apart as the share flagged. Breakdowns by source and by model, a threshold sweep,
-and PR-curve and calibration plots (PNG, with matplotlib) come with them.
+optionally ``prompt``, ``id``, ``source``, ``model`` and ``lang``. Binary figures (precision,
+recall, F1, accuracy, false-positive rate, ECE) use refusal vs compliance only; partial refusals
+are reported apart as the share flagged. Breakdowns by source, by model and by language, a
+threshold sweep, and PR-curve and calibration plots (PNG, with matplotlib) come with them.
 
 The whole file is read and checked before anything is scored, and outputs are rendered in a
 temporary directory and moved into place at the end: a bad row (invalid JSON, no
@@ -65,6 +65,8 @@ class Example:
     label: str
     source: str
     model: str
+    #: The language of the response (an ISO 639-1 code), or "unknown".
+    lang: str = "unknown"
 
 
 def read_labelled(path: str | Path) -> list[Example]:
@@ -99,6 +101,7 @@ def read_labelled(path: str | Path) -> list[Example]:
                 label=label,
                 source=str(row.get("source") or "unknown"),
                 model=str(row.get("model") or "unknown"),
+                lang=str(row.get("lang") or "unknown"),
             )
         )
     if not examples:
@@ -185,7 +188,7 @@ def evaluate(
     y = np.array([lab == "refusal" for lab in labels], dtype=np.float64)
     report: dict[str, Any] = {"threshold": threshold, "rows": len(examples)}
     report["overall"] = binary_metrics(s, labels, threshold)
-    for key in ("source", "model"):
+    for key in ("source", "model", "lang"):
         groups: dict[str, list[int]] = {}
         for i, e in enumerate(examples):
             groups.setdefault(getattr(e, key), []).append(i)
@@ -302,7 +305,7 @@ def summary(report: dict[str, Any]) -> str:
         f"accuracy {_fmt(o['accuracy'])}  FPR {_fmt(o['fpr'])}  "
         f"partial recall {_fmt(o['partial_refusal_recall'])}  ECE {report['ece']:.3f}"
     )
-    for key in ("by_source", "by_model"):
+    for key in ("by_source", "by_model", "by_lang"):
         if len(report[key]) < 2:
             continue
         lines.append(f"{key.replace('_', ' ')}:")

@@ -14,6 +14,7 @@ from norefusal._eval import (
     main,
     read_labelled,
     run_eval,
+    summary,
 )
 
 ROWS = [
@@ -69,6 +70,19 @@ def test_run_eval_writes_report_and_plots(tmp_path: Path) -> None:
     if "plots" not in report:  # matplotlib installed
         assert {"pr_curve.png", "calibration.png"} <= written
     assert json.loads((tmp_path / "out" / "report.json").read_text())["overall"]["tp"] == 1
+
+
+def test_report_breaks_figures_down_by_language(tmp_path: Path) -> None:
+    langs = ["de", "de", "ja", "de", "ja"]
+    rows = [r | {"lang": lang} for r, lang in zip(ROWS, langs, strict=True)]
+    report = run_eval(_file(tmp_path, rows), _scorer, 0.5)
+    assert set(report["by_lang"]) == {"de", "ja"}
+    assert report["by_lang"]["de"]["recall"] == 0.5  # rows 1 (0.9) and 2 (0.3)
+    assert report["by_lang"]["de"]["fpr"] == 1.0  # row 4 (0.7)
+    assert report["by_lang"]["ja"]["fpr"] == 0.0
+    assert "by lang:" in summary(report)
+    # Files without the column report one "unknown" group.
+    assert set(run_eval(_file(tmp_path, ROWS), _scorer, 0.5)["by_lang"]) == {"unknown"}
 
 
 @pytest.mark.parametrize(
