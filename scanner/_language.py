@@ -36,6 +36,7 @@ _QUOTED = re.compile(
     r'"[^"\n]{1,300}"|\u201c[^\u201d\n]{1,300}\u201d|\u201e[^\u201c\u201d"\n]{1,300}[\u201c\u201d"]'
     r"|\u00ab[^\u00bb\n]{1,300}\u00bb|\u300c[^\u300d\n]{1,300}\u300d|\u300e[^\u300f\n]{1,300}\u300f"
 )
+_ET_AL = re.compile(r"\bet al\b\.?")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
 #: Characters that write words without spaces (or in syllable blocks): about two per word.
@@ -59,38 +60,39 @@ _EN = _vocab(
     "about how here sorry please help should could more just some like than when their been were "
     "these those because into our any make sure means called word language that's i'll you're "
     "isn't doesn't won't i've let's there's what's here's we're they're cannot such "
-    "error found unable failed invalid"
+    "error found unable failed invalid no am"
 )
 _OTHERS: dict[str, frozenset[str]] = {
     "es": _vocab(
         "de la que el en y los del se las por un para con no una su al lo como más pero sus le ya "
         "o este sí porque esta entre cuando muy sin sobre también me hasta hay donde desde "
-        "nos puedo puede es son está eso siento"
+        "nos puedo puede es son está eso siento sí gracias"
     ),
     "pt": _vocab(
         "de a o que e do da em um para é com não uma os no se na por mais as dos como mas foi ao "
         "ele das tem à seu sua ou ser quando muito há nos já está eu também só pelo pela até "
-        "isso ela entre você posso"
+        "isso ela entre você posso vou ter esse essa pode obrigado"
     ),
     "fr": _vocab(
         "de la le et les des en un du une que est pour qui dans a par plus pas au sur ne se ce il "
         "sont avec je vous nous mais ou son sa cette été aussi peut être très bien ça c'est "
-        "j'ai n'est d'un d'une l'on"
+        "j'ai n'est d'un d'une l'on oui merci"
     ),
     "it": _vocab(
         "di e il la che è per un in non una sono mi si lo ha le con ti ma da gli del della come "
         "io questo questa anche più al nel alla dei perché può posso devo molto ci se ho "
-        "sei"
+        "sei sì va bene grazie"
     ),
     "de": _vocab(
         "der die und in den von zu das mit sich des auf für ist im dem nicht ein eine als auch es "
         "an werden aus er hat dass sie nach wird bei einer um am sind noch wie einem über einen so "
         "zum war haben nur oder aber vor zur bis mehr durch man kann ich du dir mir wir ihr "
-        "sehr"
+        "sehr muss diese dieser kein keine nein ja bitte leider"
     ),
     "nl": _vocab(
         "de het een en van ik te dat die in is niet op je zijn met voor er maar om ook als aan bij "
-        "kan naar nog wat door wordt dan hij deze geen jij uit heb wel zo"
+        "kan naar nog wat door wordt dan hij deze geen jij uit heb wel zo moet dit helaas graag "
+        "mijn jouw"
     ),
     "pl": _vocab(
         "i w na z się nie do to że jest o jak ale po co tak za od przez jego dla tylko może mnie "
@@ -120,7 +122,7 @@ def _sample(text: str) -> str:
 
 def _weigh(text: str) -> tuple[float, float, float, int]:
     """(English score, best other Latin-language score, non-Latin units, Latin words)."""
-    words = [w.lower() for w in _WORD.findall(text.replace("\u2019", "'"))]
+    words = [w.lower() for w in _WORD.findall(_ET_AL.sub(" ", text.replace("\u2019", "'")))]
     # One-letter words ("a", "i", "w", "o") belong to too many languages to tell them apart.
     latin = [w for w in words if len(w) > 1 and _LATIN.search(w)]
     other_alphabet = sum(1 for w in words if _OTHER_ALPHABET.search(w))
@@ -149,7 +151,11 @@ def guess_language(text: str) -> str:
     english, other, units, latin_words = weights
     if units > 0 and units >= 0.5 * latin_words:
         return OTHER
-    return OTHER if other > english else ENGLISH
+    # One stray function word ("Leonardo da Vinci", "La Fe Foods") is not enough in a longer
+    # English text; in a short one with no English function word it is all there is to go by.
+    if other > english and (other >= 2 or (english == 0 and latin_words <= 6)):
+        return OTHER
+    return ENGLISH
 
 
 def is_english(text: str) -> bool:
