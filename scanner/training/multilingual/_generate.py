@@ -221,7 +221,7 @@ def compliance(lang: str, rng: random.Random, answers: Sequence[str]) -> Sample:
         ],
     }
     weights = {"treebank": 26, "answer": 14, "short": 8, "condolence": 8, "apology": 6,
-               "translate": 9, "said": 7, "idiom": 5, "rules": 7, "code": 6,
+               "translate": 5, "said": 4, "idiom": 5, "rules": 7, "code": 6,
                "answer_offer": 4}  # fmt: skip
     kind = rng.choices(list(weights), list(weights.values()))[0]
     return Sample(_join(lang, kinds[kind]()), "compliance", lang, kind)
