@@ -132,7 +132,7 @@ def train(
             loss.backward()  # type: ignore[no-untyped-call]
             opt_emb.step()
             opt_mlp.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         log(f"epoch {epoch + 1}/{recipe.epochs}: loss {total / len(order):.4f} "
             f"({time.monotonic() - started:.0f}s)")  # fmt: skip
     weight = emb.weight.detach().clone()
