@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from ._visible import visible_windows
+
 __all__ = ["ENGLISH", "OTHER", "guess_language", "is_english"]
 
 ENGLISH = "en"
@@ -115,9 +117,9 @@ _OTHERS: dict[str, frozenset[str]] = {
 
 
 def _sample(text: str) -> str:
-    if len(text) > _SAMPLE_HEAD + _SAMPLE_TAIL:
-        return text[:_SAMPLE_HEAD] + "\n" + text[-_SAMPLE_TAIL:]
-    return text
+    # The visible windows (norefusal._visible): padding cannot hide the text's language.
+    head, tail = visible_windows(text, head=_SAMPLE_HEAD, tail=_SAMPLE_TAIL)
+    return head if tail is None else head + "\n" + tail
 
 
 def _weigh(text: str) -> tuple[float, float, float, int]:

@@ -115,8 +115,8 @@ PHRASES: dict[str, tuple[tuple[str, float], ...]] = {
     ),
     "tr": (
         # Turkish "I can't" is a verb suffix: -(y)amam/-(y)emem, -(y)amıyorum/-(y)emiyorum.
-        (r"\w+(?:y?amam|y?emem|y?amıyorum|y?emiyorum)\b", 0.85),
-        (r"\w+(?:mayacağım|meyeceğim)\b", 0.85),
+        (r"\b\w+(?:y?amam|y?emem|y?amıyorum|y?emiyorum)\b", 0.85),
+        (r"\b\w+(?:mayacağım|meyeceğim)\b", 0.85),
         (r"\b(?:reddediyorum|reddetmek zorundayım|geri çevirmek zorundayım|mümkün değil)\b", 0.8),
         (r"\b(?:erişimim yok|erişimim bulunmuyor|erişme imkânım)\b", 0.85),
         (r"\b(?:üzgünüm|maalesef|kusura bakma(?:yın)?|ne yazık ki)\b", 0.4),

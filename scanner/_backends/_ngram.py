@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from .._artifact import CONFIG_NAME, verify_files
 from .._errors import ModelLoadError
+from .._visible import visible_windows
 from ._base import Backend, softmax_column
 
 __all__ = ["NgramBackend", "NgramConfig", "ngram_ids", "normalise", "read_ngram_config"]
@@ -95,11 +96,13 @@ def read_ngram_config(directory: Path) -> NgramConfig:
 def normalise(text: str, *, head_chars: int, tail_chars: int) -> str:
     """NFKC, case folding, one space for any run of whitespace, digits as 0; head and tail only.
 
-    A text longer than ``head_chars + tail_chars`` keeps its first ``head_chars`` and last
-    ``tail_chars`` characters joined by `` … ``, so the cost is bounded on any input.
+    A text longer than ``head_chars + tail_chars`` visible characters keeps its first
+    ``head_chars`` and last ``tail_chars`` joined by `` … ``, so the cost is bounded on any input.
     """
-    if len(text) > head_chars + tail_chars:
-        text = text[:head_chars] + " … " + (text[len(text) - tail_chars :] if tail_chars else "")
+    # Windows of the squeezed text (norefusal._visible): padding and zero-width characters can
+    # neither fill a window nor split a phrase.
+    head, tail = visible_windows(text, head=head_chars, tail=tail_chars)
+    text = head if tail is None else head + " … " + tail
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES).casefold()
     return " ".join(text.translate(_DIGITS).split())
 
