@@ -20,9 +20,18 @@ from ._errors import ConfigurationError, MissingDependencyError, ModelLoadError
 from ._labels import LabelInfo, resolve_labels
 from ._text import InputFormat
 
-__all__ = ["DEFAULT_MODEL_DIR", "PRESETS", "Preset", "ResolvedModel", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "MULTILINGUAL_MODEL_DIR",
+    "PRESETS",
+    "Preset",
+    "ResolvedModel",
+    "resolve_model",
+]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+#: The multilingual model the default preset routes non-English text to (issue 17).
+MULTILINGUAL_MODEL_DIR = Path(__file__).resolve().parent / "models" / "multilingual"
 
 
 @dataclass(frozen=True)
@@ -188,9 +197,10 @@ def _resolve_preset(
                 "embedded model cannot be verified. Reinstall norefusal."
             )
         resolved = _resolve_directory(DEFAULT_MODEL_DIR, "onnx", max_tokens, device)
-        return ResolvedModel(
-            "default", "onnx", resolved.input_format, resolved.threshold, resolved.factory
-        )
+        factory = resolved.factory
+        if (MULTILINGUAL_MODEL_DIR / CONFIG_NAME).is_file():
+            factory = _routed_factory(resolved)
+        return ResolvedModel("default", "onnx", resolved.input_format, resolved.threshold, factory)
     assert preset.source is not None
     if backend == "onnx":
         raise ConfigurationError(
@@ -210,6 +220,31 @@ def _resolve_preset(
         device,
         labels=None,
     )
+
+
+def _routed_factory(english: ResolvedModel) -> Callable[[], Backend]:
+    """The default preset's loader: English to ``english``, other languages to the multilingual."""
+    from ._backends._ngram import read_ngram_config
+
+    config = read_ngram_config(MULTILINGUAL_MODEL_DIR)  # a malformed file fails at construction
+    if "model.npz" not in config.files:
+        raise ModelLoadError(
+            f"{MULTILINGUAL_MODEL_DIR / CONFIG_NAME} records no SHA256 for model.npz, so the "
+            "embedded multilingual model cannot be verified. Reinstall norefusal."
+        )
+
+    def load_routed() -> Backend:
+        from ._backends._ngram import NgramBackend
+        from ._backends._routed import RoutedBackend
+
+        return RoutedBackend(
+            english.factory(),
+            NgramBackend(MULTILINGUAL_MODEL_DIR),
+            english_threshold=english.threshold,
+            multilingual_threshold=config.threshold,
+        )
+
+    return load_routed
 
 
 def _resolve_directory(
