@@ -31,7 +31,7 @@ def default_scan_threads() -> int:
     """Scans run at once in one process: one per core, at most four.
 
     ONNX Runtime already spreads one scan over up to four cores; more concurrent scans than
-    cores only queue inside the runtime (``python -m norefusal.server.bench`` measures it).
+    cores only queue inside the runtime (``python -m norefusal.bench.serve`` measures it).
     """
     return max(1, min(os.cpu_count() or 1, 4))
 

@@ -1,6 +1,6 @@
 """Benchmark of ``norefusal serve`` over loopback, beside the same work in process, in one run.
 
-    python -m norefusal.server.bench [--requests 100000] [--data ../shared/data] [--json FILE]
+    python -m norefusal.bench.serve [--requests 100000] [--data ../shared/data] [--json FILE]
 
 In process: sequential ``scan`` latency, ``scan_batch`` throughput, the same scans from 16 and
 64 threads, and ``scan_batch`` at 1, 4, 8 and 16 texts per forward pass (does coalescing
@@ -37,7 +37,7 @@ import numpy as np
 
 from .._remote import RemoteScanner
 from .._scanner import NoRefusalScanner
-from ..bench._inputs import load_inputs
+from ._inputs import load_inputs
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ TARGETS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m norefusal.server.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m norefusal.bench.serve", description=__doc__)
     p.add_argument("--data", type=Path, default=None, help="data directory (../shared/data)")
     p.add_argument("--sample", type=int, default=300, help="distinct inputs (default: 300)")
     p.add_argument("--requests", type=int, default=100_000, help="requests at 64 clients")
