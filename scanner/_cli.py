@@ -27,6 +27,7 @@ _DELEGATED: dict[str, tuple[str, str | None]] = {
     "export": ("norefusal._export", "onnx"),
     "policy": ("norefusal.policies._cli", None),
     "bench": ("norefusal._bench", None),
+    "audit": ("norefusal.audit", "audit"),
 }
 
 
