@@ -497,3 +497,80 @@ def test_the_local_engine_imports_no_ray(tmp_path: Path) -> None:
         "assert 'ray' not in sys.modules, 'ray was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- the math --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("refusals", "n", "low", "high"),
+    [  # Newcombe (1998), Statistics in Medicine 17:857, table I, method 3 (Wilson score)
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0000, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
+def test_wilson_intervals_match_published_values(
+    refusals: int, n: int, low: float, high: float
+) -> None:
+    from norefusal.audit import wilson
+
+    interval = wilson(refusals, n)
+    assert interval is not None
+    assert interval == pytest.approx((low, high), abs=5e-5)
+    mirrored = wilson(n - refusals, n)
+    assert mirrored == pytest.approx((1 - high, 1 - low), abs=5e-5)
+
+
+def test_wilson_of_nothing_is_none_and_bad_counts_raise() -> None:
+    from norefusal.audit import wilson
+
+    assert wilson(0, 0) is None
+    with pytest.raises(ValueError, match="refusals must be in"):
+        wilson(3, 2)
+
+
+def test_summaries_add_up_table_by_table() -> None:
+    from norefusal.audit._summary import Summary
+
+    table = pa.table(
+        {
+            "model": ["a", "b", "a", None, "b", "a"],
+            "is_refusal": [True, False, False, True, True, True],
+            "signal": ["classifier", "classifier", "empty", "provider", "classifier", "classifier"],
+        }
+    )
+    whole, parts = Summary(["model"]), Summary(["model"])
+    whole.add(table)
+    for start in range(0, 6, 2):
+        parts.add(table.slice(start, 2))
+    assert whole.to_dict() == parts.to_dict()
+    data = whole.to_dict()
+    assert (data["outputs"], data["refusals"]) == (6, 4)
+    assert data["signals"] == {"classifier": 4, "empty": 1, "provider": 1}
+    assert [(g["value"], g["outputs"], g["refusals"]) for g in data["by"]["model"]] == [
+        ("a", 3, 2),
+        ("b", 2, 1),
+        (None, 1, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "day"),
+    [
+        (1767225600, "2026-01-01"),
+        (1767225600123, "2026-01-01"),  # milliseconds
+        (1767225599.5, "2025-12-31"),
+        ("2026-01-01T23:30:00-02:00", "2026-01-02"),  # UTC day
+        ("2026-01-01T10:00:00Z", "2026-01-01"),
+        ("2026-01-01", "2026-01-01"),
+        ("yesterday", None),
+        (True, None),
+        (float("nan"), None),
+    ],
+)
+def test_days_come_from_epochs_and_iso_timestamps(value: object, day: str | None) -> None:
+    from norefusal.audit._read import _day
+
+    assert _day(value) == day
