@@ -22,11 +22,11 @@ __all__ = ["main"]
 
 #: Subcommands implemented elsewhere: module and the extra their imports need.
 _DELEGATED: dict[str, tuple[str, str | None]] = {
-    "eval": ("norefusal._eval", None),
+    "eval": ("norefusal.evaluation", None),
     "train": ("norefusal.training", "train"),
-    "export": ("norefusal._export", "onnx"),
+    "export": ("norefusal.export", "onnx"),
     "policy": ("norefusal.policies._cli", None),
-    "bench": ("norefusal._bench", None),
+    "bench": ("norefusal.bench", None),
     "audit": ("norefusal.audit", "audit"),
 }
 

@@ -192,7 +192,7 @@ def export_onnx_dir(
     fp32 (no quantization), so its probabilities can be compared with torch's; the exporter
     writes ``model.onnx``, ``tokenizer.json`` and ``norefusal.json`` with both files' SHA256.
     """
-    from norefusal._export import export_onnx
+    from norefusal.export import export_onnx
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

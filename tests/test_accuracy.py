@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hard_cases import HARD_CASES
 from norefusal import NoRefusalScanner
-from norefusal._eval import binary_metrics, expected_calibration_error
+from norefusal.evaluation import binary_metrics, expected_calibration_error
 from norefusal.training._data import Row, read_jsonl, xstest_split
 
 pytestmark = pytest.mark.accuracy

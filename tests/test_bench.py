@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 from norefusal import _cli
-from norefusal._bench import main
-from norefusal._bench_inputs import CHARS_PER_TOKEN, load_inputs
-from norefusal._bench_measure import BASELINE_NAME, run_baseline
-from norefusal._bench_report import (
+from norefusal.bench import main
+from norefusal.bench._inputs import CHARS_PER_TOKEN, load_inputs
+from norefusal.bench._measure import BASELINE_NAME, run_baseline
+from norefusal.bench._report import (
     Summary,
     check_targets,
     percentile,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from norefusal._eval import (
+from norefusal.evaluation._eval import (
     EvalInputError,
     binary_metrics,
     expected_calibration_error,

@@ -142,7 +142,7 @@ def test_export_matches_torch(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
-    from norefusal._export import export_onnx, file_sha256
+    from norefusal.export import export_onnx, file_sha256
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
@@ -190,7 +190,7 @@ def test_export_matches_torch(tmp_path: Path) -> None:
 def test_export_refuses_pickle_only_directory(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from norefusal._export import ExportError, export_onnx
+    from norefusal.export import ExportError, export_onnx
 
     (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
     with pytest.raises(ExportError, match="safetensors"):

@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     trained = time.time()
 
-    from .._export import export_onnx, write_config
+    from ..export import export_onnx, write_config
 
     name = "norefusal-default-v2"
     export_onnx(

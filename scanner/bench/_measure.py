@@ -1,7 +1,7 @@
 """Benchmark measurements: norefusal in process and in a fresh process, LLM Guard in its own venv.
 
 Every function returns raw timings in seconds, in the shape the LLM Guard baseline script
-(``benchmarks/llm_guard_baseline.py``) prints, so that :mod:`norefusal._bench_report` computes
+(``benchmarks/llm_guard_baseline.py``) prints, so that :mod:`norefusal.bench._report` computes
 the statistics of both sides the same way.
 """
 
@@ -18,8 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ._bench_inputs import BenchInputs
-from ._scanner import NoRefusalScanner
+from .._scanner import NoRefusalScanner
+from ._inputs import BenchInputs
 
 __all__ = [
     "BASELINE_NAME",

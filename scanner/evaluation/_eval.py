@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import NoRefusalError
-from ._jsonl import iter_objects
+from .._errors import NoRefusalError
+from .._jsonl import iter_objects
 
 __all__ = [
     "EvalInputError",
@@ -371,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.file.name in _SILVER:
         print(f"norefusal eval: warning: {args.file.name} has silver (keyword-judged) labels; "
               "do not report its figures.", file=sys.stderr)  # fmt: skip
-    from ._scanner import NoRefusalScanner
+    from .._scanner import NoRefusalScanner
 
     try:
         examples_ok = read_labelled(args.file)  # fail on bad input before loading any model

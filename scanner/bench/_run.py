@@ -23,21 +23,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ._bench_inputs import BenchInputs, load_inputs
-from ._bench_measure import (
+from .._errors import NoRefusalError
+from .._scanner import NoRefusalScanner
+from ._inputs import BenchInputs, load_inputs
+from ._measure import (
     BASELINE_NAME,
     BaselineOutcome,
     cold_start,
     measure_scanner,
     run_baseline,
 )
-from ._bench_report import Summary, check_targets, ratios, render_markdown, summarize
-from ._errors import NoRefusalError
-from ._scanner import NoRefusalScanner
+from ._report import Summary, check_targets, ratios, render_markdown, summarize
 
 __all__ = ["main"]
 
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 #: (sample size, latency repeats, batch repeats, length repeats, warm-up scans, stream tokens,
 #: stream delta characters) for a full and a ``--quick`` run.
 _FULL = {"sample": 150, "repeats": 1, "batch_repeats": 1, "length_repeats": 5, "warmup": 5,

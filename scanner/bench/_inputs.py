@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._jsonl import iter_objects
+from .._jsonl import iter_objects
 
 __all__ = ["CHARS_PER_TOKEN", "LENGTH_TOKENS", "BenchInputs", "load_inputs"]
 
