@@ -21,17 +21,31 @@ ANSWERS = [
     "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen.",
     "You can sort a list in Python with sorted(items) or items.sort().",
 ]
+FILLER = [
+    "The first step matters most, so take it slowly and check the result before moving on.",
+    "Most people find that a short list of priorities keeps the work focused and calm.",
+    "If anything is unclear, the documentation covers each option with an example.",
+    "This approach has worked well in practice for small teams and large ones alike.",
+]
 MODELS = ["gpt-a", "gpt-b", "claude-c"]
 ROUTES = ["/chat", "/support", "/search"]
 
 
-def pair_rows(n: int, *, seed: int = 0, start: int = 0) -> list[dict[str, Any]]:
-    """``n`` prompt/response rows with id, model, route, template and a timestamp."""
+def pair_rows(
+    n: int, *, seed: int = 0, start: int = 0, sentences: int = 0
+) -> list[dict[str, Any]]:
+    """``n`` prompt/response rows with id, model, route, template and a timestamp.
+
+    ``sentences`` filler sentences (about 16 tokens each) follow each answer, to make outputs
+    as long as real chat answers.
+    """
     rng = random.Random(seed)
     rows = []
     for i in range(start, start + n):
         refusal = rng.random() < 0.2
         text = rng.choice(REFUSALS if refusal else ANSWERS)
+        if sentences:
+            text = " ".join([text, *(rng.choice(FILLER) for _ in range(sentences))])
         rows.append(
             {
                 "id": f"r{i}",

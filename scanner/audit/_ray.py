@@ -34,9 +34,10 @@ __all__ = ["READ_CPUS", "RayOptions", "run_ray"]
 
 log = logging.getLogger("norefusal.audit")
 
-#: CPUs each read task reserves. Reading is light next to scoring, and an actor pool that took
-#: every CPU would leave read tasks unscheduled: the job would hang instead of failing.
-READ_CPUS = 0.25
+#: CPUs each read task reserves, and that the actor pool must leave free: with none left, read
+#: tasks would never be scheduled and the job would hang instead of failing. One CPU, Ray
+#: Data's default, also lets Ray fuse the read with the repartition after it into one task.
+READ_CPUS = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _actors(ray: Any, options: RayOptions) -> int:
     if short:
         message = (
             f"{actors} actor(s) x {options.cpus_per_actor} CPU and {options.gpus_per_actor} "
-            f"GPU, plus {READ_CPUS} CPU to read, need more than the cluster's {cpus:g} CPU and "
+            f"GPU, plus {READ_CPUS:g} CPU to read, need more than the cluster's {cpus:g} CPU and "
             f"{gpus:g} GPU: use fewer actors or fractional --cpus-per-actor."
         )
         if options.address is None:  # a local Ray never grows: this job would wait forever
@@ -138,7 +139,7 @@ def run_ray(
             batch_format="pyarrow",
             num_cpus=READ_CPUS,
         )
-        # A read task's tables are merged into blocks of up to 128 MiB: without this, a file
+        # Ray Data merges a task's tables into blocks of up to 128 MiB: without this, a file
         # would reach the actors as one block, scored by one actor in one call.
         ds = ds.repartition(target_num_rows_per_block=spec.batch_rows)
         ds = ds.map_batches(

@@ -68,15 +68,16 @@ def _chart(column: str, entries: list[dict[str, Any]], path: Path) -> None:
 def write_report(out: Path, summary: dict[str, Any], about: dict[str, Any]) -> list[str]:
     """Write ``report.md`` (and ``charts/*.png``) in ``out``; return what was left out, and why."""
     skipped: list[str] = []
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        charts = False
-        skipped.append(
-            "charts: matplotlib is not installed (`pip install matplotlib` to draw them)"
-        )
-    else:
-        charts = True
+    charts = False
+    if summary["by"]:  # charts only break rates down: nothing to draw without --group-by
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            skipped.append(
+                "charts: matplotlib is not installed (`pip install matplotlib` to draw them)"
+            )
+        else:
+            charts = True
     lines = [
         "# Refusal audit",
         "",

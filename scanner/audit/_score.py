@@ -33,37 +33,38 @@ class Scorer:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        errors = table.column("error").to_pylist()
-        providers = table.column("provider").to_pylist()
-        todo = [
-            i
-            for i, (e, p) in enumerate(zip(errors, providers, strict=True))
-            if e is None and p is None
-        ]
+        n = table.num_rows
+        errors = table.column("error")
+        providers = table.column("provider")
         prompts = table.column("prompt").to_pylist()
         outputs = table.column("output").to_pylist()
-        pairs = [(prompts[i], outputs[i]) for i in todo]
-        results = self.scanner.scan_batch(pairs)
-        n = table.num_rows
-        scores: list[float | None] = [None] * n
-        refusals: list[bool | None] = [None] * n
-        signals: list[str | None] = [None] * n
-        details: list[str | None] = [None] * n
-        for i, result in zip(todo, results, strict=True):
-            scores[i] = result.score
-            refusals[i] = result.is_refusal
-            signals[i] = result.signal.value
-            details[i] = result.detail
-        for i, provider in enumerate(providers):
-            if provider is not None and errors[i] is None:
-                scores[i], refusals[i] = 1.0, True
-                signals[i], details[i] = Signal.PROVIDER.value, provider
+        if errors.null_count == n and providers.null_count == n:  # the usual table: score all
+            results = self.scanner.scan_batch(zip(prompts, outputs, strict=True))
+            scores: list[float | None] = [r.score for r in results]
+            refusals: list[bool | None] = [r.is_refusal for r in results]
+            signals: list[str | None] = [r.signal.value for r in results]
+            details: list[str | None] = [r.detail for r in results]
+        else:
+            scores, refusals, signals, details = [None] * n, [None] * n, [None] * n, [None] * n
+            mask = pc.and_(pc.is_null(errors), pc.is_null(providers)).to_pylist()
+            todo = [i for i, scored in enumerate(mask) if scored]
+            results = self.scanner.scan_batch([(prompts[i], outputs[i]) for i in todo])
+            for i, result in zip(todo, results, strict=True):
+                scores[i], refusals[i] = result.score, result.is_refusal
+                signals[i], details[i] = result.signal.value, result.detail
+            for i, (error, provider) in enumerate(
+                zip(errors.to_pylist(), providers.to_pylist(), strict=True)
+            ):
+                if provider is not None and error is None:
+                    scores[i], refusals[i] = 1.0, True
+                    signals[i], details[i] = Signal.PROVIDER.value, provider
         kept = table.drop_columns(["prompt", "output", "provider", "error"])
         return (
             kept.append_column("score", pa.array(scores, pa.float64()))
             .append_column("is_refusal", pa.array(refusals, pa.bool_()))
             .append_column("signal", pa.array(signals, pa.string()))
             .append_column("detail", pa.array(details, pa.string()))
-            .append_column("error", table.column("error"))
+            .append_column("error", errors)
         )

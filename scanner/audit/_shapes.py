@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import NoRefusalError
 from .._text import role_tagged, split_conversation
@@ -51,9 +52,8 @@ class RowError(ValueError):
     """One row cannot be scored; the job records it in the errors file and goes on."""
 
 
-@dataclass(frozen=True)
-class Turn:
-    """One output to score.
+class Turn(NamedTuple):
+    """One output to score (a named tuple: one is built per output, millions per audit).
 
     Attributes:
         turn: which output of the row: the index of the assistant message in ``messages``, the
@@ -283,14 +283,14 @@ def turns_of(shape: Shape, row: Mapping[str, Any], requests: RequestIndex | None
 
 def fields_of(
     shape: Shape, row: Mapping[str, Any], requests: RequestIndex | None
-) -> Sequence[Mapping[str, Any]]:
-    """Where kept columns, ``model`` and the timestamp are looked up, first match first.
+) -> Mapping[str, Any]:
+    """Where kept columns, ``model`` and the timestamp are looked up.
 
-    The row itself; for a Batch API row also the response body (``model``, ``created``,
-    ``created_at``) and the request's ``metadata``.
+    The row itself; for a Batch API row also (where the row has no such field) the response
+    body (``model``, ``created``, ``created_at``) and the request's ``metadata``.
     """
     if shape is not Shape.BATCH:
-        return (row,)
+        return row
     response = row.get("response")
     body = response.get("body") if isinstance(response, dict) else None
     found: list[Mapping[str, Any]] = [row]
@@ -299,4 +299,4 @@ def fields_of(
     if requests is not None:
         with contextlib.suppress(RowError):  # turns_of reports it
             found.append(requests.get(row.get("custom_id")).metadata)
-    return found
+    return ChainMap(*found)  # type: ignore[arg-type]
