@@ -18,6 +18,7 @@ from ._errors import (
     ScannerError,
 )
 from ._presets import PRESETS
+from ._remote import RemoteScanner
 from ._result import ScanResult, Signal, risk_score
 from ._scanner import NoRefusalScanner
 from ._stream import StreamMonitor
@@ -40,6 +41,7 @@ __all__ = [
     "NoRefusalError",
     "NoRefusalScanner",
     "RefusalDetected",
+    "RemoteScanner",
     "ScanResult",
     "ScannerError",
     "Signal",

@@ -27,6 +27,7 @@ _DELEGATED: dict[str, tuple[str, str | None]] = {
     "export": ("norefusal.export", "onnx"),
     "policy": ("norefusal.policies._cli", None),
     "bench": ("norefusal.bench", None),
+    "serve": ("norefusal.server._cli", "server"),
     "audit": ("norefusal.audit", "audit"),
 }
 

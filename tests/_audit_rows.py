@@ -31,9 +31,7 @@ MODELS = ["gpt-a", "gpt-b", "claude-c"]
 ROUTES = ["/chat", "/support", "/search"]
 
 
-def pair_rows(
-    n: int, *, seed: int = 0, start: int = 0, sentences: int = 0
-) -> list[dict[str, Any]]:
+def pair_rows(n: int, *, seed: int = 0, start: int = 0, sentences: int = 0) -> list[dict[str, Any]]:
     """``n`` prompt/response rows with id, model, route, template and a timestamp.
 
     ``sentences`` filler sentences (about 16 tokens each) follow each answer, to make outputs
