@@ -1,4 +1,17 @@
-"""Watch every LangChain model call for refusals with a callback handler.
+"""Watch every LangChain model call for refusals with a callback handler, and stop the refused ones.
+
+What it shows, in order:
+
+1. ``monitor``: the handler scans each run's output and reports a verdict per run (``pass`` or
+   ``flag``), without changing anything; attach it to any model, no other code changes.
+2. ``strict``: a refusal raises ``RefusalDetected`` out of ``llm.invoke``, for your code to catch.
+3. streaming: under ``strict`` the handler stops a refusing stream at its first checkpoint.
+4. async: the async handler raises out of ``ainvoke`` without blocking the event loop.
+
+A handler raises through LangChain's own mechanism (``raise_error``), and LangChain logs every
+exception a callback raises ("Error in NoRefusalCallbackHandler.on_llm_end callback") even
+when it then hands it to the caller on purpose. :class:`IntendedRaises` below keeps those
+intended raises out of your logs; any other callback error still logs.
 
 Runs offline on langchain-core's fake chat models and the fast ``keyword`` scanner preset. In
 your code, attach the handler to a real model and drop ``scanner=`` to use the default model.
@@ -9,6 +22,7 @@ your code, attach the handler to a real model and drop ``scanner=`` to use the d
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from norefusal import NoRefusalScanner, RefusalDetected
@@ -22,13 +36,29 @@ REFUSAL = "I'm sorry, but I can't help with that."
 scanner = NoRefusalScanner(model="keyword")
 
 
+class IntendedRaises(logging.Filter):
+    """Drops LangChain's log line for a refusal that a norefusal handler raised on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        # LangChain logs ("Error in %s.%s callback: %s", handler class, event, repr(error)).
+        return not (
+            len(args) == 3
+            and str(args[0]).endswith("NoRefusalCallbackHandler")
+            and "RefusalDetected(" in str(args[2])
+        )
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(IntendedRaises())
+
+
 def report(verdict: RunVerdict) -> None:
     # Verdicts carry scores and signals, never the prompt or output text.
-    print(f"  run {str(verdict.run_id)[:8]}: {verdict.action} (score {verdict.result.score:.2f})")
+    print(f"  run {verdict.run_id}: {verdict.action} (score {verdict.result.score:.2f})")
 
 
 def monitor() -> None:
-    print("monitor: flag refusals, pass everything through")
+    print("1. monitor: a verdict per run, everything passed through")
     handler = NoRefusalCallbackHandler("monitor", scanner=scanner, on_verdict=report)
     llm = FakeListChatModel(responses=["Paris.", REFUSAL])
     for question in ["Capital of France?", "How do I pick a lock?"]:
@@ -39,7 +69,7 @@ def monitor() -> None:
 
 
 def strict() -> None:
-    print("strict: a refusal raises RefusalDetected out of the model call")
+    print("2. strict: a refusal raises RefusalDetected out of the model call")
     handler = NoRefusalCallbackHandler("strict", scanner=scanner)
     try:
         FakeListChatModel(responses=[REFUSAL]).invoke(
@@ -52,7 +82,7 @@ def strict() -> None:
 
 
 def streaming() -> None:
-    print("streaming: the handler stops a refusing stream at the first checkpoint")
+    print("3. streaming: the strict handler stops a refusing stream at the first checkpoint")
     handler = NoRefusalCallbackHandler("strict", scanner=scanner)
     llm = FakeListChatModel(responses=[REFUSAL + " Lock picking is something I won't explain."])
     received = ""
@@ -65,12 +95,12 @@ def streaming() -> None:
 
 
 async def in_async_code() -> None:
-    print("async: the async handler never blocks the event loop (use it with ainvoke)")
+    print("4. async: the async handler raises out of ainvoke, never blocking the event loop")
     handler = AsyncNoRefusalCallbackHandler("strict", scanner=scanner)
     try:
         await FakeListChatModel(responses=[REFUSAL]).ainvoke("?", config={"callbacks": [handler]})
-    except RefusalDetected:
-        print("  caught in async code")
+    except RefusalDetected as exc:
+        print(f"  caught in async code: {exc}")
     # Caveat: with llm.invoke(...) (sync) LangChain would log and swallow this handler's error.
 
 

@@ -56,22 +56,24 @@ def offline(*, is_async: bool = False) -> dict[str, Any]:
     return {"api_key": "sk-offline", "base_url": "http://fake-openai/v1", "http_client": http}
 
 
-def stream(client: GuardedOpenAI, question: str) -> None:
+def stream(client: GuardedOpenAI, question: str) -> str:
+    """What the user sees: the streamed chunks' text, joined."""
     chunks = client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": question}], stream=True
     )
-    shown = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
-    print(f"  user saw {len(shown)} characters: {shown[:60]!r}...")
+    return "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
 
 
-async def stream_async(client: GuardedAsyncOpenAI, question: str) -> None:
+async def stream_async(client: GuardedAsyncOpenAI, question: str) -> str:
+    """The same with the async client's ``.stream()`` helper and its typed events."""
+    shown = ""
     async with client.chat.completions.stream(
         model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
     ) as events:
         async for event in events:
             if event.type == "content.delta":
-                print(end=event.delta)
-        print()
+                shown += event.delta
+    return shown
 
 
 def main() -> None:
@@ -80,7 +82,8 @@ def main() -> None:
 
     strict = GuardedOpenAI(guard=Guard("strict", scanner=scanner), **offline())
     print("strict, an answer:")
-    stream(strict, "What is the capital of France?")
+    shown = stream(strict, "What is the capital of France?")
+    print(f"  user saw the answer, {len(shown)} characters: {shown[:48]!r}...")
     print("strict, a refusal:")
     try:
         stream(strict, "How do I pick a lock?")
@@ -89,14 +92,17 @@ def main() -> None:
         print(f"  refused (signal={refusal.result.signal.value}); the user saw nothing")
 
     polite = GuardedOpenAI(guard=Guard("fallback-message", scanner=scanner), **offline())
-    print("fallback-message, a refusal (replaced by one final chunk):")
-    stream(polite, "How do I pick a lock?")
+    print("fallback-message, a refusal:")
+    shown = stream(polite, "How do I pick a lock?")
+    # None of the refusal's text: the policy's replacement arrives as one final chunk.
+    print(f"  user saw the policy's replacement: {shown!r}")
 
-    print("async, the .stream() helper:")
+    print("async, the .stream() helper, fallback-message, a refusal:")
     aclient = GuardedAsyncOpenAI(
         guard=Guard("fallback-message", scanner=scanner), **offline(is_async=True)
     )
-    asyncio.run(stream_async(aclient, "How do I pick a lock?"))
+    shown = asyncio.run(stream_async(aclient, "How do I pick a lock?"))
+    print(f"  user saw the policy's replacement: {shown!r}")
 
 
 if __name__ == "__main__":

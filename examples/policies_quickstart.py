@@ -8,7 +8,6 @@ keyword preset. Swap in your real client call and ``NoRefusalScanner()`` (the de
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from norefusal import NoRefusalScanner, RefusalDetected
@@ -49,11 +48,12 @@ def ask_model(prompt: str, *, model: str = "main-model", instruction: str | None
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
     policy = Policy.from_yaml(POLICY_YAML, source="POLICY_YAML")
 
     def on_decision(event: DecisionEvent) -> None:
         # Structured, and free of prompt/output text unless the policy sets log_text: true.
+        # Each event also goes to the `norefusal.policies` logger (INFO): configure logging to
+        # keep them, e.g. logging.basicConfig(level=logging.INFO).
         print(f"  decision: {event.action:8} attempt={event.attempt} score={event.score:.2f}")
 
     guard = Guard(policy, scanner=NoRefusalScanner(model="keyword"), on_decision=on_decision)
@@ -72,7 +72,7 @@ def main() -> None:
     def replace(text: str, refused: Sequence[int], message: str) -> str:
         return message
 
-    print("A refusal, retried and then answered by the fallback model:")
+    print("1. A refusal, retried and then answered by the fallback model:")
     outcome = guard.run(
         prompt,
         ask_model(prompt),
@@ -86,29 +86,35 @@ def main() -> None:
         raise SystemExit(f"unexpected outcome: {outcome.action}")
 
     # 2. Provider-native refusals (e.g. OpenAI's message.refusal) decide without the classifier.
-    print("A provider refusal, checked without calling the model again:")
+    print("2. A provider refusal, checked without calling the model again:")
     result = guard.check(prompt, Candidate(None, refusal="I can't.", detail="message.refusal"))
     print(f"  -> refusal={result.is_refusal} signal={result.signal.value} detail={result.detail}")
 
     # 3. Streams: a monitor checks the text as it arrives; the policy decides on a verdict.
-    print("A streamed answer:")
+    print("3. A streamed answer:")
     monitor = guard.monitor(prompt)
     for delta in ("Sure! Open Settings, ", "choose Security, then ", "click Reset password."):
         if (verdict := monitor.feed(delta)) is not None:
-            print(f"  -> stream action: {guard.stream_verdict(prompt, monitor.text, verdict)}")
+            action = guard.stream_verdict(prompt, monitor.text, verdict)
+            print(f"  -> stopped mid-stream: {action.kind}")
             break
     else:
-        final = monitor.finish()
-        print(f"  -> {guard.stream_verdict(prompt, monitor.text, final)}")
+        action = guard.stream_verdict(prompt, monitor.text, monitor.finish())
+        print(f"  -> {action.kind}: the whole stream reached the user")
+
+    # The guard counts what it decided, for your dashboards.
+    print(f"Metrics of the {policy.name} guard after 1-3:")
+    print(f"  {guard.metrics.snapshot()}")
 
     # 4. A strict built-in policy raises, carrying the result for your error handler.
+    print("4. The built-in strict policy, on a refusal:")
     strict = Guard("strict", scanner=NoRefusalScanner(model="keyword"))
     try:
         strict.run(prompt, ask_model(prompt), candidates=candidates)
     except RefusalDetected as exc:
-        print(f"strict policy raised: {exc}")
-
-    print("metrics:", guard.metrics.snapshot())
+        print(f"  -> raised RefusalDetected (score {exc.result.score:.2f}): {exc}")
+    else:
+        raise SystemExit("expected RefusalDetected")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from ._loading import BUILTIN_POLICIES, PolicyError
 from ._model import Policy
@@ -21,18 +23,35 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="norefusal policy", description="Work with norefusal policy files."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("schema", help="print the JSON Schema of a policy file (for editors)")
-    validate = sub.add_parser(
-        "validate", help="check policy files; errors name the field and the line"
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of a policy file (for editors)",
+        description="Print the JSON Schema of a policy file, for editors and CI.",
     )
-    validate.add_argument("files", nargs="+", metavar="FILE", help="a .yaml, .yml or .json file")
-    show = sub.add_parser("show", help="print a built-in policy (as YAML you can copy)")
-    show.add_argument("name", choices=BUILTIN_POLICIES)
+    validate = sub.add_parser(
+        "validate",
+        help="check policy files; errors name the field and the line",
+        description="Check policy files; errors name the field and the line.",
+    )
+    validate.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help=f"a .yaml, .yml or .json file, or a built-in's name ({', '.join(BUILTIN_POLICIES)})",
+    )
+    show = sub.add_parser(
+        "show",
+        help="print a built-in policy (as YAML you can copy)",
+        description="Print a built-in policy as YAML, to copy and edit.",
+    )
+    show.add_argument(
+        "name", choices=BUILTIN_POLICIES, metavar="NAME", help=", ".join(BUILTIN_POLICIES)
+    )
     return parser
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Sequence[str]) -> int:
     """Run ``norefusal policy ...``; returns 0 when all is well, 1 on an invalid file, 2 on usage.
 
     Args:
@@ -54,10 +73,14 @@ def main(argv: list[str]) -> int:
     status = 0
     for file in args.files:
         try:
-            policy = Policy.from_file(file)
+            # A built-in's name means the built-in, unless a file of that name is there.
+            if file in BUILTIN_POLICIES and not Path(file).exists():
+                policy, what = Policy.builtin(file), "built-in policy"
+            else:
+                policy, what = Policy.from_file(file), "policy"
         except PolicyError as exc:
-            print(f"norefusal policy: {exc}", file=sys.stderr)
+            print(f"norefusal policy: error: {exc}", file=sys.stderr)
             status = 1
             continue
-        print(f"{file}: ok (policy {policy.name!r}, action {policy.action.value})")
+        print(f"{file}: ok ({what} {policy.name!r}, action {policy.action.value})")
     return status

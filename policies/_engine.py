@@ -9,16 +9,17 @@ call, an event to emit) and receive its result, so that the sync and async drive
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias, TypeVar
 
 from norefusal import ConfigurationError, ModelLoadError, RefusalDetected, ScanResult, Signal
+from norefusal._text import clean_text
 
 from ._events import DecisionEvent, Metrics
 from ._model import Action, AllowPattern, OnError, Policy
+from ._regex import compile_allow_pattern
 from ._types import Candidate, FallbackRequest, Outcome, RetryRequest
 
 __all__ = [
@@ -102,23 +103,34 @@ def hash_sample(text: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-#: Longest text the allow-list is tried on: block messages are short, and a bound keeps a
-#: user's backtracking regex from spending unbounded time on a long output.
+#: Longest text the allow-list is tried on: block messages are short, and a bound keeps the
+#: cost of a check's regexes small whatever the output.
 ALLOWLIST_MAX_CHARS = 4000
 
 
-def allowlisted(policy: Policy, text: str) -> bool:
-    """Whether ``text`` is one of the policy's known guardrail block messages."""
+def allowlisted(policy: Policy, text: str, *, deadline: float | None = None) -> bool:
+    """Whether ``text`` is one of the policy's known guardrail block messages.
+
+    Regexes run on RE2 (linear time, each bounded in size, see ``_regex``), and none is
+    started after ``deadline`` (``time.monotonic()``; default: ``policy.timeout_s`` from
+    now): a text the remaining ones would match is then not allow-listed, and the classifier
+    decides. So the allow-list never holds a caller past ``timeout_s`` by more than one match.
+    """
     stripped = text.strip()
     if not policy.allowlist or len(stripped) > ALLOWLIST_MAX_CHARS:
         return False
+    if any(isinstance(entry, str) and entry.strip() == stripped for entry in policy.allowlist):
+        return True
+    if deadline is None:
+        deadline = time.monotonic() + policy.timeout_s
+    stripped = clean_text(stripped)  # RE2 reads UTF-8, which has no lone surrogates
     for entry in policy.allowlist:
         if isinstance(entry, AllowPattern):
-            flags = re.IGNORECASE if entry.ignore_case else 0
-            if re.fullmatch(entry.regex, stripped, flags | re.DOTALL):
+            if time.monotonic() > deadline:
+                return False
+            pattern = compile_allow_pattern(entry.regex, ignore_case=entry.ignore_case)
+            if pattern.fullmatch(stripped) is not None:
                 return True
-        elif entry.strip() == stripped:
-            return True
     return False
 
 
@@ -155,16 +167,20 @@ def skipped(ctx: Context, text: str) -> ScanResult:
     return _verdict(ctx, text, Signal.SKIPPED, refusal=False, detail="sampled out")
 
 
-def precheck(ctx: Context, candidate: Candidate, *, sample: bool = True) -> ScanResult | None:
+def precheck(
+    ctx: Context, candidate: Candidate, *, sample: bool = True, deadline: float | None = None
+) -> ScanResult | None:
     """Decide ``candidate`` without the classifier where possible; ``None`` means: classify it.
 
-    Order: a provider refusal (unless allow-listed), empty text, the allow-list, sampling
-    (unless ``sample`` is false: the caller sampled already).
+    Order: a provider refusal (unless allow-listed), empty text, the allow-list (no regex
+    started after ``deadline``), sampling (unless ``sample`` is false: the caller sampled).
     """
     policy = ctx.policy
     text = candidate.text or ""
     if candidate.refusal:
-        if allowlisted(policy, candidate.refusal) or (text and allowlisted(policy, text)):
+        if allowlisted(policy, candidate.refusal, deadline=deadline) or (
+            text and allowlisted(policy, text, deadline=deadline)
+        ):
             return _verdict(ctx, text or candidate.refusal, Signal.ALLOWLIST, refusal=False)
         detail = candidate.detail or "provider"
         return _verdict(
@@ -172,7 +188,7 @@ def precheck(ctx: Context, candidate: Candidate, *, sample: bool = True) -> Scan
         )
     if not text.strip():
         return _verdict(ctx, text, Signal.EMPTY, refusal=False)
-    if allowlisted(policy, text):
+    if allowlisted(policy, text, deadline=deadline):
         return _verdict(ctx, text, Signal.ALLOWLIST, refusal=False)
     if sample and not sampled_in(ctx, text):
         return skipped(ctx, text)
@@ -309,15 +325,17 @@ def make_event(
 
 
 def count_results(metrics: Metrics, results: Sequence[ScanResult]) -> None:
-    """Add checked results to the counters."""
+    """Add checked results to the counters; a scanner error counts apart from refusals."""
     signals = [r.signal for r in results]
+    errors = [r for r in results if r.signal is Signal.ERROR]
     metrics.add(
         scans=len(results),
-        refusals=sum(r.is_refusal for r in results),
+        refusals=sum(r.is_refusal for r in results if r.signal is not Signal.ERROR),
         provider=signals.count(Signal.PROVIDER),
         allowlisted=signals.count(Signal.ALLOWLIST),
         skipped=signals.count(Signal.SKIPPED),
-        errors=signals.count(Signal.ERROR),
+        errors=len(errors),
+        errors_blocked=sum(r.is_refusal for r in errors),
     )
 
 
@@ -332,12 +350,17 @@ def check_flow(
     count: bool = True,
     sample: bool = True,
 ) -> Generator[Effect, Any, tuple[ScanResult, ...]]:
-    """Check every candidate: prechecks here, the classifier through a :class:`Classify`."""
-    found = [precheck(ctx, c, sample=sample) for c in candidates]
+    """Check every candidate: prechecks here, the classifier through a :class:`Classify`.
+
+    One check waits at most ``timeout_s``: the allow-list's regexes and the classifier share it.
+    """
+    deadline = time.monotonic() + ctx.policy.timeout_s
+    found = [precheck(ctx, c, sample=sample, deadline=deadline) for c in candidates]
     pending = [i for i, r in enumerate(found) if r is None]
     if pending:
         texts = tuple(candidates[i].text or "" for i in pending)
-        scored = yield Classify(prompt, texts, ctx.policy.timeout_s)
+        remaining = max(0.0, deadline - time.monotonic())
+        scored = yield Classify(prompt, texts, remaining)
         for i, text, got in zip(pending, texts, scored, strict=True):
             if isinstance(got, (ConfigurationError, ModelLoadError)):
                 # Misconfiguration (a missing model or extra) is not a transient failure for

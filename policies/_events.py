@@ -90,6 +90,7 @@ _COUNTERS = (
     "allowlisted",
     "skipped",
     "errors",
+    "errors_blocked",
     "passes",
     "flags",
     "raises",
@@ -103,10 +104,13 @@ _COUNTERS = (
 class Metrics:
     """Thread-safe counters of one Guard; :meth:`snapshot` exports them.
 
-    ``scans`` counts checked outputs (every candidate), ``refusals`` those found refused,
-    ``provider`` / ``allowlisted`` / ``skipped`` / ``errors`` those decided by a provider signal,
-    the allow-list, sampling, or a scanner failure or timeout. ``decisions`` counts events, and
-    ``passes`` ... ``blocks`` count each action taken.
+    ``scans`` counts checked outputs (every candidate), ``refusals`` those the classifier or a
+    provider signal found refused, and ``provider`` / ``allowlisted`` / ``skipped`` those
+    decided by a provider signal, the allow-list or sampling. ``errors`` counts outputs the
+    scanner failed on or timed out on, whatever ``on_error`` made of them, and
+    ``errors_blocked`` those of them withheld as refusals (``on_error: block``): a scanner
+    error is never a refusal here, so a scanner outage cannot read as a model that refuses.
+    ``decisions`` counts events, and ``passes`` ... ``blocks`` count each action taken.
     """
 
     def __init__(self) -> None:
@@ -119,10 +123,17 @@ class Metrics:
                 self._counts[key] += value
 
     def snapshot(self) -> dict[str, float]:
-        """The counters now, plus ``refusal_rate`` (refusals / scans; 0.0 before any scan)."""
+        """The counters now, plus two rates (each 0.0 while it has nothing to divide by).
+
+        ``refusal_rate`` is ``refusals`` over the outputs whose content decided their verdict
+        (``scans`` less ``errors`` and ``skipped``): neither a scanner outage nor sampling
+        moves it. ``error_rate`` is ``errors / scans``.
+        """
         with self._lock:
             data: dict[str, float] = dict(self._counts)
-        data["refusal_rate"] = data["refusals"] / data["scans"] if data["scans"] else 0.0
+        decided = data["scans"] - data["errors"] - data["skipped"]
+        data["refusal_rate"] = data["refusals"] / decided if decided else 0.0
+        data["error_rate"] = data["errors"] / data["scans"] if data["scans"] else 0.0
         return data
 
     def reset(self) -> None:

@@ -11,6 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from norefusal import PRESETS, NoRefusalScanner, RefusalDetected, ScanResult, Signal
+from norefusal._text import check_text
 
 from . import _pool
 from ._engine import (
@@ -41,6 +42,14 @@ T = TypeVar("T")
 DecisionHook = Callable[[DecisionEvent], "Awaitable[None] | None"]
 
 
+def _prompt_text(prompt: object) -> str:
+    # Checked at every door, before anything runs: a wrong argument (OpenAI ``messages`` as
+    # the prompt) would otherwise reach the scanner, whose TypeError the flow takes for a
+    # scanner failure that ``on_error`` decides, so misuse would fail open (or raise as a
+    # refusal "decided by error").
+    return check_text(prompt, "prompt")
+
+
 def _scan_all(scanner: ScannerLike, prompt: str, texts: tuple[str, ...]) -> list[object]:
     out: list[object] = []
     for text in texts:
@@ -52,7 +61,8 @@ def _scan_all(scanner: ScannerLike, prompt: str, texts: tuple[str, ...]) -> list
 
 
 def _timeout_error(timeout_s: float) -> TimeoutError:
-    return TimeoutError(f"The scanner did not answer within timeout_s={timeout_s} s.")
+    # The time left of the check's timeout_s, after the allow-list had its share.
+    return TimeoutError(f"The scanner did not answer within the {timeout_s:.3g} s left.")
 
 
 class Guard:
@@ -140,13 +150,14 @@ class Guard:
 
     def _context(self) -> Context:
         settings = self._policy.scanner
-        scanner = self._scanner
-        if scanner is not None:
-            threshold = getattr(scanner, "threshold", None)
-            model = getattr(scanner, "model_name", None)
-        else:  # do not build (or load) a scanner just to label results it did not make
-            threshold, model = None, None
-        if not isinstance(threshold, float):
+        # Results the classifier did not make (a provider signal, the allow-list, an error)
+        # carry the scanner's threshold and model: building the scanner resolves them (the
+        # embedded model's calibrated threshold comes from its norefusal.json) without loading
+        # the model, so they are right from the first call, not a preset's placeholder.
+        scanner = self.scanner
+        threshold = getattr(scanner, "threshold", None)
+        model = getattr(scanner, "model_name", None)
+        if not isinstance(threshold, float):  # a scanner of the caller's own, without one
             preset = PRESETS.get(settings.model)
             threshold = settings.threshold or (preset.threshold if preset else 0.5)
         if not isinstance(model, str):
@@ -276,12 +287,9 @@ class Guard:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def _check_flow(
-        self, prompt: str | None, candidate: Candidate
-    ) -> Generator[Effect, Any, ScanResult]:
+    def _check_flow(self, prompt: str, candidate: Candidate) -> Generator[Effect, Any, ScanResult]:
         if not isinstance(candidate, Candidate):
             raise TypeError(f"candidate must be a Candidate, got {type(candidate).__name__}.")
-        prompt = prompt or ""
         ctx = self._context()
         started = time.perf_counter()
         (result,) = yield from check_flow(ctx, prompt, [candidate])
@@ -307,12 +315,16 @@ class Guard:
         classifier within ``policy.timeout_s``. If it raises or times out, ``on_error``
         decides: ``allow`` gives a valid result, ``block`` a refusal, both ``Signal.ERROR``.
         Emits one ``"check"`` event.
+
+        Raises:
+            TypeError: ``prompt`` is not a str or ``None``, or ``candidate`` not a
+                :class:`Candidate`: at once, never decided by ``on_error``.
         """
-        return self._drive(self._check_flow(prompt, candidate))
+        return self._drive(self._check_flow(_prompt_text(prompt), candidate))
 
     async def acheck(self, prompt: str | None, candidate: Candidate) -> ScanResult:
         """:meth:`check` without blocking the event loop."""
-        return await self._adrive(self._check_flow(prompt, candidate))
+        return await self._adrive(self._check_flow(_prompt_text(prompt), candidate))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -340,11 +352,13 @@ class Guard:
             RefusalDetected: the policy raises on this refusal.
             ConfigurationError: the policy needs a callable that was not given (checked first,
                 whether or not the response is a refusal).
+            TypeError: ``prompt`` is not a str or ``None`` (checked first, too).
         """
+        prompt = _prompt_text(prompt)
         given = _given(call_again=call_again, call_fallback=call_fallback, replace=replace)
         flow = run_flow(
             self._context(),
-            prompt or "",
+            prompt,
             response,
             candidates=candidates,
             replace_fn=replace,
@@ -363,10 +377,11 @@ class Guard:
         replace: Callable[[R, Sequence[int], str], R] | None = None,
     ) -> Outcome[R]:
         """:meth:`run` for async code: ``call_again`` and ``call_fallback`` are awaited."""
+        prompt = _prompt_text(prompt)
         given = _given(call_again=call_again, call_fallback=call_fallback, replace=replace)
         flow = run_flow(
             self._context(),
-            prompt or "",
+            prompt,
             response,
             candidates=candidates,
             replace_fn=replace,
@@ -379,7 +394,7 @@ class Guard:
     def monitor(self, prompt: str | None = None) -> GuardMonitor:
         """A per-stream monitor whose scans follow this guard's policy (allow-list, sampling,
         ``timeout_s``, ``on_error``); see :class:`GuardMonitor`."""
-        return GuardMonitor(self, prompt or "")
+        return GuardMonitor(self, _prompt_text(prompt))
 
     def _stream_flow(
         self, prompt: str | None, output_so_far: str | None, result: ScanResult

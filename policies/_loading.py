@@ -1,5 +1,9 @@
 """Loading policies from files, YAML text and mappings, with errors that name field and line.
 
+The loaders validate into the model class they are given (``Policy``, whose ``from_file``,
+``from_yaml``, ``from_dict`` and ``builtin`` call them), so this module never imports the
+model: dependencies run one way, ``_model`` -> ``_loading``.
+
 YAML goes through ``yaml.SafeLoader`` only: a tag that would construct a Python object is an
 error, never code. ``${NAME}`` (or ``${NAME:-default}``; ``$${`` for a literal ``${``) is
 replaced by an environment variable in exactly these string fields: ``scanner.model``,
@@ -16,13 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast, get_args
 
 import yaml
 from norefusal import ConfigurationError
 from pydantic import BaseModel, ValidationError
-
-from ._model import Policy
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -34,6 +36,9 @@ __all__ = [
     "policy_from_file",
     "policy_from_yaml",
 ]
+
+#: The policy model a loader validates into (``Policy``).
+M = TypeVar("M", bound=BaseModel)
 
 #: The policies shipped as ``policies/<name>.yaml``.
 BUILTIN_POLICIES = ("monitor", "strict", "fallback-message", "retry-then-raise")
@@ -74,24 +79,28 @@ class PolicyError(ConfigurationError):
         source: the file or source name, if any.
     """
 
-    def __init__(self, problems: list[Problem], *, source: str | None = None) -> None:
+    def __init__(
+        self, problems: list[Problem], *, source: str | None = None, message: str | None = None
+    ) -> None:
         self.problems = problems
         self.source = source
-        where = f" in {source}" if source else ""
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(
-            f"Invalid policy{where}:\n{lines}\nFix the field(s) above; "
-            f"`norefusal policy schema` prints every field and its bounds."
-        )
+        if message is None:
+            where = f" in {source}" if source else ""
+            lines = "\n".join(f"  {p}" for p in problems)
+            message = (
+                f"Invalid policy{where}:\n{lines}\nFix the field(s) above; "
+                f"`norefusal policy schema` prints every field and its bounds."
+            )
+        super().__init__(message)
 
 
 # -- YAML ------------------------------------------------------------------------------------
 
 
 def policy_from_yaml(
-    text: str, *, source: str | None = None, env: Mapping[str, str] | None = None
-) -> Policy:
-    """Parse YAML text safely and validate it as a :class:`Policy`."""
+    model: type[M], text: str, *, source: str | None = None, env: Mapping[str, str] | None = None
+) -> M:
+    """Parse YAML text safely and validate it as a ``model`` (a policy)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}.")
     try:
@@ -118,7 +127,7 @@ def policy_from_yaml(
             [Problem("", f"a policy must be a mapping of fields (key: value), got {got}.", 1)],
             source=source,
         )
-    return _validate(data, env=env, root=root, source=source)
+    return _validate(model, data, env=env, root=root, source=source)
 
 
 def _yaml_type(value: object) -> str:
@@ -218,13 +227,15 @@ def _line_of(root: yaml.Node | None, loc: tuple[str | int, ...], *, key: bool) -
 # -- mappings --------------------------------------------------------------------------------
 
 
-def policy_from_dict(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None) -> Policy:
-    """Validate a mapping as a :class:`Policy`, substituting ``${ENV_VAR}`` where documented."""
+def policy_from_dict(
+    model: type[M], data: Mapping[str, Any], *, env: Mapping[str, str] | None = None
+) -> M:
+    """Validate a mapping as a ``model``, substituting ``${ENV_VAR}`` where documented."""
     if not isinstance(data, Mapping):
         raise PolicyError(
             [Problem("", f"a policy must be a mapping of fields, got {type(data).__name__}.")]
         )
-    return _validate(data, env=env, root=None, source=None)
+    return _validate(model, data, env=env, root=None, source=None)
 
 
 def _substitute(
@@ -270,23 +281,24 @@ def _substitute(
 
 
 def _validate(
+    model: type[M],
     data: Mapping[str, Any],
     *,
     env: Mapping[str, str] | None,
     root: yaml.Node | None,
     source: str | None,
-) -> Policy:
+) -> M:
     try:
         expanded = _substitute(data, os.environ if env is None else env, root)
     except PolicyError as exc:
         raise PolicyError(exc.problems, source=source) from None
     try:
-        return Policy.model_validate(expanded)
+        return model.model_validate(expanded)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         try:
             # Finding a problem's line walks the document: list a bounded number of them.
-            problems = [_problem(error, root) for error in errors[:_MAX_PROBLEMS]]
+            problems = [_problem(model, error, root) for error in errors[:_MAX_PROBLEMS]]
         except RecursionError:  # showing a deeply nested value
             problems = [Problem("", _TOO_DEEP)]
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
@@ -302,13 +314,13 @@ _ENUM_REPR = re.compile(r"<\w+\.\w+: ('[^']*')>")  # <Action.FLAG: 'flag'> -> 'f
 _FIELD_PREFIX = re.compile(r"^Value error, ([a-z_]+): (.*)$", re.DOTALL)
 
 
-def _problem(error: Any, root: yaml.Node | None) -> Problem:
+def _problem(model: type[BaseModel], error: Any, root: yaml.Node | None) -> Problem:
     loc = tuple(p for p in error["loc"] if not _is_union_tag(p))
     kind = error["type"]
     message = _ENUM_REPR.sub(r"\1", str(error["msg"]))
     if kind == "extra_forbidden":
         name = str(loc[-1]) if loc else "?"
-        fields = _fields_at(loc[:-1])
+        fields = _fields_at(model, loc[:-1])
         close = difflib.get_close_matches(name, fields, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return Problem(
@@ -335,20 +347,26 @@ def _is_union_tag(part: object) -> bool:
     return part in ("text", "pattern")
 
 
-def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
-    model: type[BaseModel] = Policy
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     for part in loc:
         if isinstance(part, int):
             continue
         info = model.model_fields.get(str(part))
-        annotation = getattr(info, "annotation", None) if info else None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        elif part == "allowlist":
-            from ._model import AllowPattern
-
-            model = AllowPattern
+        nested = _model_in(info.annotation) if info else None
+        if nested is not None:
+            model = nested
     return sorted(model.model_fields)
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The model a field holds, itself or inside ``X | None``, ``tuple[X, ...]``, ``Annotated``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _short(value: object) -> str:
@@ -360,9 +378,9 @@ def _short(value: object) -> str:
 
 
 def policy_from_file(
-    path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
-) -> Policy:
-    """Load a YAML or JSON policy file."""
+    model: type[M], path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
+) -> M:
+    """Load a YAML or JSON policy file as a ``model``."""
     file = Path(path)
     try:
         if file.stat().st_size > _MAX_BYTES:
@@ -371,21 +389,27 @@ def policy_from_file(
                 source=str(file),
             )
         text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except OSError as exc:  # the wording of every norefusal command for an unreadable file
+        reason = exc.strerror or str(exc)
         raise PolicyError(
-            [Problem("", "no such file; check the path.")], source=str(file)
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(
-            [Problem("", f"cannot read the file: {type(exc).__name__}: {exc}.")],
+            [Problem("", f"cannot read the file: {reason}.")],
             source=str(file),
+            message=f"Cannot read {file}: {reason}.",
         ) from None
-    return policy_from_yaml(text, source=str(file), env=env)
+    except UnicodeDecodeError:
+        raise PolicyError(
+            [Problem("", "not UTF-8 text.")], source=str(file), message=f"{file}: not UTF-8 text."
+        ) from None
+    return policy_from_yaml(model, text, source=str(file), env=env)
+
+
+def builtin_policy(model: type[M], name: str) -> M:
+    """One of :data:`BUILTIN_POLICIES` as a ``model``, loaded once from the file shipped."""
+    return cast(M, _builtin(model, name))  # cached per model class: the type asked for
 
 
 @functools.cache
-def builtin_policy(name: str) -> Policy:
-    """One of :data:`BUILTIN_POLICIES`, loaded once from the file shipped in the package."""
+def _builtin(model: type[BaseModel], name: str) -> BaseModel:
     if name not in BUILTIN_POLICIES:
         close = difflib.get_close_matches(str(name), BUILTIN_POLICIES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -394,4 +418,4 @@ def builtin_policy(name: str) -> Policy:
             f"{', '.join(BUILTIN_POLICIES)}, or load your own with Policy.from_file().{hint}"
         )
     text = resources.files(__package__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    return policy_from_yaml(text, source=f"built-in policy {name!r}", env={})
+    return policy_from_yaml(model, text, source=f"built-in policy {name!r}", env={})

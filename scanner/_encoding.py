@@ -2,7 +2,8 @@
 
 A refusal sits at the start of an answer, or at its end after a preamble, so the middle of a
 long output is dropped before tokenizing: only two character windows are ever tokenized, and
-the cost of a scan does not grow with the length of the output.
+the cost of a scan does not grow with the length of the output. The windows are cut from the
+squeezed text (:mod:`._visible`), so whitespace or invisible padding cannot fill them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from ._text import PLACEHOLDER
+from ._visible import visible_windows
 
 __all__ = ["Encoded", "WindowedEncoder"]
 
@@ -43,6 +45,8 @@ class WindowedEncoder:
 
     A text whose tokens do not fit keeps its first ``head`` and last ``tail`` tokens with the
     placeholder's tokens between them, where ``head`` is ``head_fraction`` of the room left.
+    The model reads the squeezed text (:func:`~._visible.squeeze`): runs of whitespace and
+    invisible characters never take a window's room, wherever they sit in the text.
     The tokenizer passed in is copied, so its truncation and padding settings are untouched.
     Safe to share between threads: it holds no mutable state after construction.
     """
@@ -82,18 +86,18 @@ class WindowedEncoder:
     def encode(self, texts: Sequence[str]) -> Encoded:
         """Encode ``texts`` into one batch padded to its longest row."""
         segments: list[str] = []
-        long = self._head_cut + self._tail_cut
+        windowed: list[bool] = []
         for text in texts:
-            if len(text) > long:
-                segments.append(text[: self._head_cut])
-                segments.append(text[len(text) - self._tail_cut :])
-            else:
-                segments.append(text)
+            head, tail = visible_windows(text, head=self._head_cut, tail=self._tail_cut)
+            segments.append(head)
+            if tail is not None:
+                segments.append(tail)
+            windowed.append(tail is not None)
         encodings = self._tok.encode_batch(segments, add_special_tokens=False)
         rows: list[list[int]] = []
         i = 0
-        for text in texts:
-            if len(text) > long:
+        for long in windowed:
+            if long:
                 body = self._join(encodings[i].ids, encodings[i + 1].ids)
                 i += 2
             else:

@@ -40,9 +40,11 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
     def __init__(self, what: str, extra: str) -> None:
         self.extra = extra
+        # Not on PyPI yet: the command that works today comes first.
         super().__init__(
-            f"{what} needs the '{extra}' extra: install it with "
-            f'`pip install "norefusal[{extra}]"`.'
+            f"{what} needs the '{extra}' extra: install it in a clone of norefusal with "
+            f'`pip install -c constraints.txt ".[{extra}]"` (once published: '
+            f'`pip install "norefusal[{extra}]"`).'
         )
 
 

@@ -17,6 +17,7 @@ from ._presets import ResolvedModel, resolve_model
 from ._result import ScanResult, Signal
 from ._stream import StreamMonitor
 from ._text import MatchType, check_text, clean_text, format_input, split_sentences
+from ._visible import is_blank
 
 __all__ = ["NoRefusalScanner"]
 
@@ -36,8 +37,9 @@ class NoRefusalScanner:
     :class:`StreamMonitor`.
 
     ``None`` as prompt or output counts as empty text (OpenAI returns ``content=None`` for tool
-    calls); an empty or whitespace output is valid with risk -1.0, as in LLM Guard. Any other
-    non-string raises :class:`TypeError` naming the argument.
+    calls); an empty or whitespace output is valid with risk -1.0, as in LLM Guard, and so is
+    one of only invisible characters (zero-width spaces, joiners, control characters). Any
+    other non-string raises :class:`TypeError` naming the argument.
 
     Args:
         threshold: scores above it are refusals; in (0, 1). Defaults to the model's calibrated
@@ -149,12 +151,14 @@ class NoRefusalScanner:
         texts: list[str] = []
         owners: list[int] = []
         for i, (prompt, output) in enumerate(checked):
-            if not output.strip():
+            # Whitespace or invisible characters alone are empty: padding never changes a
+            # verdict, and an empty sentence is never scored.
+            if is_blank(output):
                 continue
             # The model reads a cleaned copy; the result carries the output exactly as given.
             prompt, output = clean_text(prompt), clean_text(output)
             pieces = split_sentences(output) if self._match is MatchType.SENTENCE else [output]
-            for piece in pieces:
+            for piece in filter(lambda piece: not is_blank(piece), pieces):
                 texts.append(format_input(prompt, piece, self._resolved.input_format))
                 owners.append(i)
         if batch_size is not None:  # 0 meant the default and a negative size scored garbage

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._result import ScanResult
 from ._text import check_text
-
-if TYPE_CHECKING:
-    from ._scanner import NoRefusalScanner
 
 __all__ = ["DEFAULT_CHECKPOINTS", "StreamBuffer", "StreamMonitor"]
 
 #: Characters received at which the text so far is scanned: refusals sit at the start.
 DEFAULT_CHECKPOINTS: tuple[int, ...] = (40, 160, 480)
+
+
+class _Scans(Protocol):
+    def scan(self, prompt: str | None, output: str | None) -> ScanResult: ...
 
 
 class StreamBuffer:
@@ -69,7 +70,7 @@ class StreamMonitor:
 
     def __init__(
         self,
-        scanner: NoRefusalScanner,
+        scanner: _Scans,
         prompt: str,
         *,
         checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,

@@ -56,7 +56,10 @@ def check_text(value: object, name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}.")
+        hint = ""
+        if isinstance(value, (list, tuple)):  # OpenAI or LangChain messages, content parts
+            hint = " Pass its text: the last user message, or the parts joined into one string."
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}.{hint}")
     return value
 
 
@@ -87,11 +90,34 @@ def format_input(prompt: str, output: str, fmt: InputFormat) -> str:
     return f"{prompt}<|assistant|>{output}"
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+|\n+")
+#: Closing quotes and brackets that belong to the sentence they follow (``。」``, ``."``).
+_CLOSERS = "\"'\u2019\u201d\u00bb)\\]\u300d\u300f\uff09\u3011\u3015\u3009\u300b\uff63"
+#: Sentence ends of scripts written without spaces, or where the mark alone ends a sentence:
+#: CJK full stops (ideographic, full-width, half-width), full-width ! and ?, Devanagari danda
+#: and double danda, the Arabic question mark, the Urdu full stop, Khmer, Myanmar and
+#: Ethiopic full stops, the Ethiopic question mark.
+_OWN_ENDS = "\u3002\uff0e\uff61\uff01\uff1f\u0964\u0965\u061f\u06d4\u17d4\u17d5\u104b\u1362\u1367"
+#: Thai and Lao write no sentence punctuation: a space between two of their letters ends one.
+_SPACED_SCRIPTS = "\u0e00-\u0eff"
+
+_SENTENCE_END = re.compile(
+    # Latin-style: . ! ? or an ellipsis, closers, then whitespace (so 2.5 and e.g.x stay whole)
+    f"[.!?\u2026]+[{_CLOSERS}]*\\s+"
+    # a mark that ends a sentence by itself, a run of them (！？), closers, any whitespace
+    f"|[{_OWN_ENDS}][{_OWN_ENDS}!?]*[{_CLOSERS}]*\\s*"
+    f"|(?<=[{_SPACED_SCRIPTS}])\\s+(?=[{_SPACED_SCRIPTS}])"
+    "|\\n+"
+)
 
 
 def split_sentences(text: str, *, max_sentences: int = 64) -> list[str]:
     """Split ``text`` into sentences with a regular expression (no download, no model).
+
+    A sentence ends at ``.``, ``!``, ``?`` or ``…`` followed by whitespace; at a mark that
+    ends a sentence without one (Chinese and Japanese ``。！？．``, Devanagari ``।``, Arabic
+    ``؟``, Urdu ``۔``, Khmer, Myanmar, Ethiopic); at a space between two Thai or Lao letters
+    (they have no sentence punctuation); and at a line break. A sentence keeps its end mark
+    and the closing quotes or brackets after it (``「…。」``).
 
     At most ``max_sentences`` pieces come back: the first ``max_sentences - 1`` sentences and
     the rest of the text as the last piece, so the cost stays bounded on huge outputs.
@@ -99,7 +125,7 @@ def split_sentences(text: str, *, max_sentences: int = 64) -> list[str]:
     pieces: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        piece = text[start : match.start()].strip()
+        piece = text[start : match.end()].strip()
         start = match.end()
         if piece:
             pieces.append(piece)

@@ -449,10 +449,10 @@ def test_a_missing_pyarrow_names_the_extra(
         audit([path], out=tmp_path / "out", scanner=KEYWORD)
     assert norefusal_main(["audit", str(path), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == (
-        "norefusal audit: error: norefusal audit needs the 'audit' extra: install it with "
-        '`pip install "norefusal[audit]"`.'
-    )
+    assert len(err.splitlines()) == 1  # one line, naming the install that fixes it
+    assert err.startswith("norefusal audit: error: ")
+    assert '".[audit]"' in err
+    assert "pyarrow" in err
 
 
 def test_the_cli_writes_the_folder_and_one_summary_line(

@@ -110,7 +110,8 @@ def test_targets_pass_fail_and_not_applicable() -> None:
     missing = check_targets(ours, {}, baseline_reason="no venv")
     by_label = {t.label: t for t in missing}
     assert by_label["p99 latency vs LLM Guard NoRefusal"].status == "n/a"
-    assert "no venv" in by_label["p99 latency vs LLM Guard NoRefusal"].reason
+    # The reason is the report's, said once; each target only says it had no baseline.
+    assert by_label["p99 latency vs LLM Guard NoRefusal"].reason == "no baseline"
     assert by_label["peak RSS"].status == "pass"  # figures of our own still count
     broken = check_targets(Summary("ours", error="model missing"), {}, baseline_reason=None)
     assert {t.status for t in broken} == {"n/a"}
@@ -133,8 +134,9 @@ def test_render_markdown_with_and_without_baseline() -> None:
     assert "| ours | 50.0x | 50.0x |" in text  # p50 and p95 ratios
     assert "No ratios" not in text
     failed = Summary(BASELINE_NAME, error="venv | missing")
+    broken = Summary("theirs", error="model | missing")
     text = render_markdown(
-        [ours, failed],
+        [ours, broken, failed],
         {"ours": ratios(ours, failed)},
         check_targets(ours, {}, baseline_reason="venv missing"),
         primary="ours",
@@ -142,7 +144,10 @@ def test_render_markdown_with_and_without_baseline() -> None:
         baseline_reason="venv missing",
     )
     assert "**No ratios: llm-guard NoRefusal could not run.** venv missing" in text
-    assert "unavailable: venv \\| missing" in text  # a pipe cannot break the table
+    assert text.count("venv missing") == 1  # said once, not in every row and target
+    assert f"| {BASELINE_NAME} | unavailable: see below |" in text
+    assert "| theirs | unavailable: model \\| missing |" in text  # a pipe cannot break the table
+    assert "n/a (no baseline)" in text
     assert "Times better" not in text
     assert "x lower" in text  # the target's goal is still listed, as n/a
 
@@ -201,6 +206,8 @@ def test_no_baseline_prints_reason_and_no_ratio(
     assert "Times better" not in printed
     assert report["baseline"]["ok"] is False
     assert "does not exist" in report["baseline"]["reason"]
+    assert "python3 -m venv .venv-llmguard" in report["baseline"]["reason"]  # how to make one
+    assert printed.count("does not exist") == 1
     assert report["ratios"] == {"norefusal keyword (keyword)": {}}
     summary = report["summaries"][0]
     assert summary["name"] == "norefusal keyword (keyword)"
@@ -311,13 +318,15 @@ def test_missing_default_model_is_reported_not_raised(
     assert "unavailable: ModelLoadError" in capsys.readouterr().out
 
 
-def test_bad_arguments_are_usage_errors(
+def test_bad_arguments_are_usage_errors_and_no_data_is_an_error(
     tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--quick", "--data", str(tmp_path / "nowhere")]) == 2
-    assert "--data" in capsys.readouterr().err
-    assert main(["--quick", "--data", str(data), "--stream-delta", "0"]) == 2
-    assert "--stream-delta must be >= 1" in capsys.readouterr().err
+    assert _cli.main(["bench", "--quick", "--data", str(tmp_path / "nowhere")]) == 1
+    assert "norefusal bench: error: No *.jsonl data files" in capsys.readouterr().err
+    assert _cli.main(["bench", "--quick", "--data", str(data), "--stream-delta", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: norefusal bench")
+    assert "--stream-delta must be >= 1" in err
 
 
 # -- the LLM Guard side, without llm-guard: its measurements produce what the harness reads --

@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from norefusal import Backend, NoRefusalScanner, Signal
 from norefusal._backends._keyword import KeywordBackend
 from norefusal._encoding import WindowedEncoder
+from norefusal._presets import DEFAULT_MODEL_DIR
 from norefusal._text import PLACEHOLDER, PROMPT_CHARS, format_input, split_sentences
+from norefusal._visible import is_blank, squeeze, visible_windows
 from tokenizers import Tokenizer
 
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -149,6 +151,63 @@ def test_split_sentences_is_bounded() -> None:
     assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
 
 
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (
+            "我不能帮你做这件事。这违反了我的政策！你还有其他问题吗？",
+            ["我不能帮你做这件事。", "这违反了我的政策！", "你还有其他问题吗？"],
+        ),
+        (
+            "「申し訳ありません。」それはできません。",
+            ["「申し訳ありません。」", "それはできません。"],
+        ),
+        ("本当ですか！？はい．わかりました｡", ["本当ですか！？", "はい．", "わかりました｡"]),
+        (
+            "मैं इसमें मदद नहीं कर सकता।कृपया कुछ और पूछें॥ ठीक है",
+            ["मैं इसमें मदद नहीं कर सकता।", "कृपया कुछ और पूछें॥", "ठीक है"],
+        ),
+        ("لا أستطيع المساعدة؟هل لديك سؤال آخر", ["لا أستطيع المساعدة؟", "هل لديك سؤال آخر"]),
+        ("میں مدد نہیں کر سکتا۔ کچھ اور پوچھیں۔", ["میں مدد نہیں کر سکتا۔", "کچھ اور پوچھیں۔"]),
+        ("ขอโทษครับ ผมช่วยเรื่องนี้ไม่ได้", ["ขอโทษครับ", "ผมช่วยเรื่องนี้ไม่ได้"]),
+        (
+            'Version 2.5 is out. Great! "Yes." See e.g.x\nBye',
+            ["Version 2.5 is out.", "Great!", '"Yes."', "See e.g.x", "Bye"],
+        ),
+    ],
+    ids=[
+        "chinese",
+        "japanese quotes",
+        "full-width marks",
+        "hindi",
+        "arabic",
+        "urdu",
+        "thai",
+        "latin",
+    ],
+)
+def test_split_sentences_in_scripts_without_spaces(text: str, sentences: list[str]) -> None:
+    """Before: a sentence end needed whitespace after it, so Chinese and Japanese text (and
+    Devanagari, Arabic or Thai without it) was one sentence, and match="sentence" read it as
+    "full" does."""
+    assert split_sentences(text) == sentences
+
+
+def test_split_sentences_of_cjk_text_is_bounded() -> None:
+    text = "好。" * 10_000 + "！？" * 10_000
+    pieces = split_sentences(text, max_sentences=8)
+    assert len(pieces) == 8
+    assert pieces[:7] == ["好。"] * 7
+    assert "".join(pieces) == text
+
+
+def test_sentence_match_reads_each_cjk_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    scanner = NoRefusalScanner(model="keyword", match="sentence")
+    recorder = record(scanner, monkeypatch)
+    scanner.scan("请帮我。", "这是背景信息。对不起，我不能帮你。")
+    assert sorted(recorder.texts) == sorted(["这是背景信息。", "对不起，我不能帮你。"])
+
+
 # -- head and tail windows -----------------------------------------------------------------
 
 
@@ -219,6 +278,101 @@ def test_sparse_tail_window_keeps_all_its_tokens() -> None:
     assert len(row) <= 64
 
 
+# -- padding: what squeezing keeps, and windows it cannot fill ----------------------------
+
+#: Whitespace, invisible characters and marks a tokenizer drops, and ordinary text between.
+PADDING_ALPHABET = [
+    *"ab c.!?\t\n\r\x0b\x0c\x1c\x1f\x85\x00\x7f",
+    *"\u00a0\u1680\u2003\u2028\u2029\u202f\u205f\u3000",  # other spaces
+    *"\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u200e\u202e\u2066",  # format characters
+    *"\u0301\u0323\u034f\ufe0f\u1734",  # combining marks, a variation selector
+    "\U0001d167",  # an astral combining mark
+    "\U000e0041",  # a tag character
+    "\ue000",  # private use
+    "\U000f0000",
+    "\ufffd",
+    "\U0001f645",
+    "\u4e2d",
+    "\u00e9",
+    "e\u0301",
+    "Refusal. ",
+    " " * 40,
+    "\u200b" * 20,
+    "\u0301" * 20,
+    "\n" * 17,
+]
+padded_text = st.lists(st.sampled_from(PADDING_ALPHABET), max_size=60).map("".join)
+
+
+@pytest.fixture(scope="module")
+def default_tokenizer() -> Tokenizer:
+    tok = Tokenizer.from_file(str(DEFAULT_MODEL_DIR / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=padded_text)
+def test_squeezing_changes_no_token_of_the_default_tokenizer(
+    default_tokenizer: Tokenizer, text: str
+) -> None:
+    """The embedded model reads exactly what it read before: its tokenizer drops all of it."""
+    ids = default_tokenizer.encode(text, add_special_tokens=False).ids
+    assert default_tokenizer.encode(squeeze(text), add_special_tokens=False).ids == ids
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=padded_text, head=st.integers(0, 60), tail=st.integers(0, 60))
+def test_windows_are_those_of_the_squeezed_text(text: str, head: int, tail: int) -> None:
+    squeezed = squeeze(text)
+    expected = (
+        (squeezed, None)
+        if len(squeezed) <= head + tail
+        else (squeezed[:head], squeezed[len(squeezed) - tail :])
+    )
+    assert visible_windows(text, head=head, tail=tail) == expected
+    assert is_blank(text) is (squeezed == "")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  I can't.\n\n\n\nSure.\u200b\u200b  ", "I can't.\n\nSure."),
+        ("can\u200bnot \u2060 help\ufeff", "cannot  help"),
+        ("e\u0301\u0301\u0301\u0301\u0301 x \u0301\u0301 y", "e\u0301\u0301\u0301 x  y"),
+        ("\u0301\u0301start", "start"),
+        ("a\u00a0\u00a0\u00a0b\t\t\tc", "a\u00a0\u00a0b\t\tc"),
+        ("x\U000e0041\U000e0042y\ue000\ufffd\x00z", "xyz"),
+        ("\U0001f645 ok \U0001f645", "\U0001f645 ok \U0001f645"),
+        ("a" + " " * 1000 + "\u200b" * 1000 + "\n" + "b", "a  b"),
+    ],
+)
+def test_squeeze_examples(text: str, expected: str) -> None:
+    assert squeeze(text) == expected
+
+
+def _contains(row: list[int], part: list[int]) -> bool:
+    return any(row[i : i + len(part)] == part for i in range(len(row) - len(part) + 1))
+
+
+@pytest.mark.parametrize("pad", ["\n", " ", "\u00a0", "\u200b", "\ufeff", "\u0301", "\t \u2060"])
+def test_padding_takes_no_room_in_a_window(tokenizer: Tokenizer, pad: str) -> None:
+    """Padding at either end changes no row, whatever the tokenizer (marks at the end keep
+    three on the last character); padding inside a long text (a refusal, a wall of padding, a
+    last line) leaves the refusal in the tail window."""
+    encoder = WindowedEncoder(tokenizer, max_tokens=96)
+    text = "Step 1: open the file. " * 40 + REFUSAL
+    row = _row(encoder, text)
+    ending = pad * 3 if pad == "\u0301" else ""
+    assert _row(encoder, text + pad * 5_000) == _row(encoder, text + ending)
+    assert _row(encoder, pad * 5_000 + text) == row
+    assert _row(encoder, pad * 5_000 + text + pad * 5_000) == _row(encoder, text + ending)
+    refusal = _plain(tokenizer, " help with that request")
+    assert _contains(row, refusal)
+    assert _contains(_row(encoder, text + pad * 5_000 + "Thanks."), refusal)
+
+
 _TOKENIZERS = (build_wordpiece_tokenizer(), build_bpe_tokenizer())
 
 
@@ -272,7 +426,8 @@ def test_hostile_outputs_give_a_valid_result_with_bounded_tokenization(
     result = scanner.scan("a prompt \ud800", output)
     assert result.sanitized is output  # never altered, not even the surrogates
     assert 0.0 <= result.score <= 1.0
-    assert result.signal is Signal.CLASSIFIER
+    # Invisible characters alone are an empty output, like whitespace alone.
+    assert result.signal is (Signal.EMPTY if name == "only NUL" else Signal.CLASSIFIER)
     assert result.valid is not result.is_refusal
     # Two windows at most, each bounded by the token budget: not the megabyte.
     assert len(counter.segments) <= 2
@@ -295,7 +450,7 @@ def test_hostile_outputs_keyword(
     result = keyword_scanner.scan(None, output)
     assert result.sanitized is output
     assert 0.0 <= result.score <= 1.0
-    assert max(seen) <= 2 * keyword_module._WINDOW + 10
+    assert max(seen, default=0) <= 2 * keyword_module._WINDOW + 10
 
 
 def test_refusal_at_the_end_of_a_huge_output_is_seen(keyword_scanner: NoRefusalScanner) -> None:

@@ -90,6 +90,74 @@ def test_scan_result_rejects_a_score_that_is_not_a_probability(score: float) -> 
         ScanResult("x", score=score, threshold=0.5)
 
 
+RESULT = ScanResult("no.", score=0.9, threshold=0.63, signal="provider", model="m", detail="d")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "del result.score",
+        "del result.threshold",
+        "del result.detail",
+        "del result._extras",
+        "result.score = 0.1",
+        "result._extras = ()",
+        "result.__dict__['_extras'] = ()",
+        "result.__dict__['score'] = 0.1",
+        "vars(result).clear()",
+        "result.__class__ = tuple",
+    ],
+)
+def test_a_result_cannot_be_changed_or_emptied(change: str) -> None:
+    """Before: ``del result.score`` worked, and then to_dict() and pickling failed."""
+    result = ScanResult("no.", score=0.9, threshold=0.63, signal="provider", model="m", detail="d")
+    with pytest.raises((AttributeError, TypeError)):
+        exec(change, {"result": result})
+    assert result.to_dict() == RESULT.to_dict()
+    assert pickle.loads(pickle.dumps(result)).to_dict() == RESULT.to_dict()
+    assert (result.score, result.threshold, result.detail) == (0.9, 0.63, "d")
+    assert dict(vars(result)) == {}  # no instance attributes to reach
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"threshold": 0.0}, ValueError, r"threshold must be a number in \(0, 1\)"),
+        ({"threshold": 1.0}, ValueError, r"threshold must be a number in \(0, 1\)"),
+        ({"threshold": -0.5}, ValueError, "threshold"),
+        ({"threshold": float("nan")}, ValueError, "threshold must be a number, got NaN"),
+        ({"threshold": float("inf")}, ValueError, "threshold"),
+        ({"threshold": "0.5"}, TypeError, "threshold must be a real number, not str"),
+        ({"threshold": True}, TypeError, "threshold must be a real number, not bool"),
+        ({"threshold": None}, TypeError, "threshold"),
+        ({"score": float("nan")}, ValueError, "score must be a number, got NaN"),
+        ({"score": "0.9"}, TypeError, "score must be a real number, not str"),
+        ({"score": False}, TypeError, "score"),
+        ({"is_refusal": 1}, TypeError, "is_refusal must be a bool"),
+        ({"model": None}, TypeError, "model must be a str"),
+        ({"detail": 3}, TypeError, "detail must be a str"),
+        ({"signal": "nope"}, ValueError, "nope"),
+    ],
+)
+def test_a_result_with_a_bad_field_is_an_error(
+    fields: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """A bad threshold is a ValueError, never a ZeroDivisionError from the risk score."""
+    with pytest.raises(error, match=message):
+        ScanResult("x", **{"score": 0.5, "threshold": 0.5, **fields})
+    with pytest.raises(TypeError, match="output must be a str"):
+        ScanResult(None, score=0.5, threshold=0.5)  # type: ignore[arg-type]
+
+
+def test_numpy_numbers_become_floats() -> None:
+    import numpy as np
+
+    result = ScanResult("x", score=np.float32(0.75), threshold=np.float64(0.5))
+    assert type(result.score) is float
+    assert type(result.threshold) is float
+    assert result.to_dict()["score"] == 0.75
+
+
 # -- the scanner's results -----------------------------------------------------------------
 
 

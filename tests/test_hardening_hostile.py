@@ -5,6 +5,9 @@ Bounds asserted here (and stated in SECURITY.md):
 
 - tokenized characters per model input: at most ``max_tokens * 12`` whatever the output's
   length (the windowed encoder keeps a head and a tail window, each sized to its token budget);
+- padding: whitespace, invisible characters and stray combining marks take no room in those
+  windows, in any amount and anywhere: a padded output scores as the unpadded one, and a
+  refusal followed by padding (and a last line) stays in the tail window;
 - keyword backend: at most 2 * 4,000 characters matched per output;
 - memory: the peak traced allocation of one scan of a 10 MB output stays within 4x the
   output's own size in memory (the text is checked for lone surrogates, and copied once to
@@ -17,8 +20,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import sys
+import time
 import tracemalloc
+import unicodedata
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +44,7 @@ from norefusal.integrations._openai_request import Endpoint, build_prompt
 from norefusal.integrations.langchain import NoRefusalCallbackHandler
 from norefusal.integrations.openai import GuardedOpenAI
 from norefusal.policies import Candidate, Guard, Policy, PolicyError
+from norefusal.policies._engine import allowlisted
 
 __all__ = ["no_network"]  # autouse fixture: no test here may reach the network
 
@@ -136,6 +143,92 @@ def test_onnx_scan_of_any_text(
     assert same(scanner.scan(prompt, output), first)
 
 
+# -- padding: whitespace and invisible characters, in any amount, anywhere ------------------
+
+PREAMBLE = "Here is a detailed overview of the history of the region and its economy. " * 20
+LATE_REFUSAL = PREAMBLE + "I'm sorry, but I can't help with that request."
+#: What a tokenizer drops or reads as nothing: the windows must never be filled with it.
+PADDING = {
+    "newlines": "\n",
+    "spaces": " ",
+    "tabs": "\t",
+    "CRLF": "\r\n",
+    "NBSP": "\u00a0",
+    "ideographic space": "\u3000",
+    "line separator": "\u2028",
+    "zero-width space": "\u200b",
+    "ZWNJ": "\u200c",
+    "ZWJ": "\u200d",
+    "word joiner": "\u2060",
+    "BOM": "\ufeff",
+    "soft hyphen": "\u00ad",
+    "bidi isolate": "\u2066",
+    "NUL": "\x00",
+    "escape": "\x1b",
+    "combining mark": "\u0301",
+    "variation selector": "\ufe0f",
+    "astral mark": "\U0001d167",
+    "tag": "\U000e0020",
+    "private use": "\ue000",
+    "replacement character": "\ufffd",
+    "mixed": " \u200b\n\u00a0\u2060\ufeff\u0301\t",
+}
+
+
+@pytest.mark.parametrize("which", ["default", "keyword"])
+def test_padding_never_hides_a_late_refusal(which: str, request: pytest.FixtureRequest) -> None:
+    """A refusal at the end of a long answer, padded after it, before the answer, between the
+    preamble and the refusal, or followed by padding and a last line: still a refusal, and
+    the padding changes nothing the model reads. 5,000 characters of padding is more than
+    any window (the keyword backend's are 4,000 characters), and cost is bounded apart."""
+    scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
+    count = 5_000
+    plain = scanner.scan("q", LATE_REFUSAL)
+    assert plain.is_refusal
+    cases = {
+        (name, where): text
+        for name, char in PADDING.items()
+        for where, text in {
+            "after": LATE_REFUSAL + char * count,
+            "before": char * count + LATE_REFUSAL,
+            "between and after": PREAMBLE
+            + char * count
+            + LATE_REFUSAL[len(PREAMBLE) :]
+            + char * count,
+        }.items()
+    }
+    results = dict(zip(cases, scanner.scan_batch(("q", t) for t in cases.values()), strict=True))
+    assert {case: r.score for case, r in results.items()} == dict.fromkeys(cases, plain.score)
+    assert all(r.sanitized is cases[case] for case, r in results.items())
+    last_line = {name: LATE_REFUSAL + char * count + "\nThanks." for name, char in PADDING.items()}
+    found = scanner.scan_batch(("q", t) for t in last_line.values())
+    assert dict(zip(last_line, (r.is_refusal for r in found), strict=True)) == dict.fromkeys(
+        last_line, True
+    )
+
+
+@pytest.mark.parametrize("which", ["onnx", "roberta"])
+def test_padding_at_either_end_changes_no_score(which: str, request: pytest.FixtureRequest) -> None:
+    """Whatever the tokenizer: WordPiece, or RoBERTa's byte-level BPE, which reads whitespace.
+    Marks after the last character are its accents: it keeps three, as it would unpadded."""
+    scanner: NoRefusalScanner = request.getfixturevalue(f"{which}_scanner")
+    texts: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, char in PADDING.items():
+        ending = char * 3 if unicodedata.category(char[-1]) == "Mn" else ""
+        for text in ("Sure, here it is.", LATE_REFUSAL):
+            expected = text + ending
+            texts[name, text] = (expected, char * 2_000 + text + char * 2_000)
+    flat = [t for pair in texts.values() for t in pair]
+    scores = [r.score for r in scanner.scan_batch(("q", t) for t in flat)]
+    got = {case: (scores[2 * i], scores[2 * i + 1]) for i, case in enumerate(texts)}
+    assert got == {case: (a, a) for case, (a, _) in got.items()}
+
+
+def test_padding_alone_is_an_empty_output(keyword_scanner: NoRefusalScanner) -> None:
+    for result in keyword_scanner.scan_batch(("q", c * 1_000) for c in PADDING.values()):
+        assert (result.signal, result.valid, result.risk) == (Signal.EMPTY, True, -1.0)
+
+
 @SLOW
 @given(prompt=hostile, output=hostile)
 def test_conversation_format_model_on_any_text(
@@ -193,26 +286,99 @@ def test_guard_check_of_any_text(
     assert same(guard.check(prompt, Candidate(output)), first)
 
 
+#: Patterns that backtrack exponentially in Python's re, each with the output that hurts it
+#: most: ``(a|a)*b`` on 26 characters took 3.1 s, and each extra character doubles it.
+REDOS = {
+    r"(a|a)*b": "a" * 40,
+    r"(?:a?){26}a{26}": "a" * 26 + "b",
+    r"(a|aa)+$": "a" * 40 + "b",
+    r"(a+)+b": "a" * 40,
+    r"(\w+\s?)*$": "word " * 30 + "!",
+    r"(?:x*)*y": "x" * 40,
+    r"((ab)*c)+": "ab" * 40,
+    r"(.+)*!": "x" * 40,
+    r"(?:a|ab|abc)*d": "abc" * 30,
+    r"([a-z]+\s*)+=": "abc def " * 20,
+}
+#: How long a child process may take for all of them: a held check never ends, and in
+#: Python's re it holds the GIL too, so only a separate process can be stopped and reported.
+BOUND_S = 120.0
+_CHECK_EACH = """
+import json, sys
+from norefusal import NoRefusalScanner
+from norefusal.policies import Candidate, Guard, Policy
+
+scanner = NoRefusalScanner(model="keyword")
+scanner.load()
+signals = {}
+for regex, text in json.loads(sys.argv[1]).items():
+    policy = {"name": "redos", "timeout_s": 0.2, "allowlist": [{"regex": regex}]}
+    guard = Guard(Policy.from_dict(policy), scanner=scanner)
+    signals[regex] = guard.check("q", Candidate(text)).signal.value
+print(json.dumps(signals))
+"""
+
+
+def test_no_allowlist_regex_holds_a_caller_past_timeout_s() -> None:
+    """Outputs are model-written: RE2 matches in time linear in them, so these shapes, which
+    backtrack for days in Python's re, are accepted and cost a check nothing (before: refused
+    at load, or accepted and held the caller)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK_EACH, json.dumps(REDOS)],
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    signals = json.loads(done.stdout)
+    # Not allow-listed: then scanned (or, on a machine too busy to scan within 0.2 s, decided
+    # by on_error), but never held by the pattern.
+    assert set(signals) == set(REDOS)
+    assert set(signals.values()) <= {"classifier", "error"}
+
+
 @pytest.mark.parametrize(
-    "regex", [r"(a+)+b", r"(\w+\s?)*$", r"(?:x*)*y", r"((ab)*c)+", r"(.+)*!", r"(?=(a+)+)a"]
+    ("regex", "why"),
+    [
+        (r"(a)\1", "backreferences"),
+        (r"(?=(a+)+)a", "lookaround"),
+        (r"(?<!x)a", "lookaround"),
+        (r"(a++)+b", "possessive"),
+        (r"(?>a+)+b", "atomic"),
+        (r"(?:a|aa|aaa|b?){1000}", "instructions"),
+        (r"(open", "missing \\)"),
+    ],
 )
-def test_an_allowlist_regex_that_backtracks_exponentially_is_refused(regex: str) -> None:
-    """Outputs are model-written: ``(a+)+b`` on 40 crafted characters runs for days."""
-    with pytest.raises(PolicyError, match="repeats a repeated part"):
-        Policy.from_dict({"name": "redos", "allowlist": [{"regex": regex}]})
+def test_an_allowlist_regex_rre2_cannot_run_is_a_policy_error(regex: str, why: str) -> None:
+    with pytest.raises(PolicyError, match=why) as info:
+        Policy.from_dict({"name": "x", "allowlist": [{"regex": regex}]})
+    assert [p.field for p in info.value.problems] == ["allowlist.0.regex"]
 
 
-def test_allowed_allowlist_regexes_stay_fast_on_crafted_outputs(
+def test_the_allowlist_starts_no_regex_past_the_deadline() -> None:
+    """The allow-list's regexes and the classifier share a check's timeout_s."""
+    policy = Policy.from_dict({"name": "x", "allowlist": [{"regex": "blocked .*"}]})
+    now = time.monotonic()
+    assert allowlisted(policy, "blocked by the filter", deadline=now + 60)
+    assert not allowlisted(policy, "blocked by the filter", deadline=now - 1)
+    # Exact text costs nothing and is always tried.
+    exact = Policy.from_dict({"name": "x", "allowlist": ["Blocked."]})
+    assert allowlisted(exact, "Blocked.", deadline=now - 1)
+
+
+def test_allowlist_regexes_keep_their_meaning_on_crafted_outputs(
     keyword_scanner: NoRefusalScanner,
 ) -> None:
-    """Accepted shapes, against the outputs that hurt them most (no hang: the test ends)."""
-    patterns = [r"(a++)+b", r"(?>a+)+b", r".*blocked by .* filter.*", r"(?:foo|bar)+!"]
+    patterns = [r".*blocked by .* filter.*", r"(?:foo|bar)+!", r"Request \d+ was blocked\."]
     guard = Guard(
         Policy.from_dict({"name": "ok", "allowlist": [{"regex": p} for p in patterns]}),
         scanner=keyword_scanner,
     )
     for crafted in ("a" * 3_999 + "c", "blocked by " * 360, "foo" * 1_300):
         assert guard.check("q", Candidate(crafted)).signal is Signal.CLASSIFIER
+    for allowed in ("x\nblocked by the\nAcme filter", "foobar!", "Request 42 was blocked."):
+        assert guard.check("q", Candidate(allowed)).signal is Signal.ALLOWLIST
 
 
 yaml_text = st.lists(
@@ -684,7 +850,9 @@ def peak_bytes(fn: Callable[[], object]) -> int:
 
 
 @pytest.mark.parametrize("which", ["keyword", "onnx", "default"])
-@pytest.mark.parametrize("variant", ["ascii", "lone surrogate", "refusal at the end"])
+@pytest.mark.parametrize(
+    "variant", ["ascii", "lone surrogate", "refusal at the end", "refusal, then 9 MB of padding"]
+)
 def test_a_10_mb_output_costs_bounded_memory(
     which: str, variant: str, request: pytest.FixtureRequest
 ) -> None:
@@ -693,14 +861,18 @@ def test_a_10_mb_output_costs_bounded_memory(
         "ascii": TEN_MB,
         "lone surrogate": TEN_MB[: 5 * MB] + "\ud800" + TEN_MB[5 * MB + 1 :],
         "refusal at the end": TEN_MB + " I'm sorry, but I can't help with that.",
+        "refusal, then 9 MB of padding": TEN_MB[:MB]
+        + " I'm sorry, but I can't help with that."
+        + ("\n \u200b\u00a0\t\ufeff" * (2 * MB))[: 9 * MB],
     }[variant]
     size = sys.getsizeof(output)
     results: list[ScanResult] = []
     assert peak_bytes(lambda: results.append(scanner.scan("q", output))) < 4 * size
     (result,) = results
     check_result(result, output)
-    if which == "keyword":  # the keyword backend reads the tail: a refusal there is found
-        assert result.is_refusal is (variant == "refusal at the end")
+    if which != "onnx":  # the keyword backend and the real model read the tail: a refusal
+        # there is found, padded or not (the tiny ONNX model has random weights)
+        assert result.is_refusal is variant.startswith("refusal")
 
     monitor = scanner.stream("q")
 
@@ -729,10 +901,12 @@ def test_tokenized_characters_per_scan_are_bounded(
             return real.encode_batch(texts, **kwargs)
 
     monkeypatch.setattr(encoder, "_tok", Recording())
+    padding = " \n\u200b\u00a0\u0301\ufeff" * 200_000
     for length in (10, 5_000, 100_000, 10 * MB):
-        seen.clear()
-        onnx_scanner.scan("q", TEN_MB[:length])
-        assert sum(seen) <= encoder.max_tokens * 12
+        for output in (TEN_MB[:length], padding + TEN_MB[:length] + padding):
+            seen.clear()
+            onnx_scanner.scan("q", output)
+            assert sum(seen) <= encoder.max_tokens * 12
 
 
 def conversation(n: int) -> list[dict[str, Any]]:

@@ -284,8 +284,10 @@ def test_from_file(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("name: mine\naction: raise\n", encoding="utf-8")
     assert Policy.from_file(path).name == "mine"
-    with pytest.raises(PolicyError, match="no such file"):
-        Policy.from_file(tmp_path / "missing.yaml")
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(PolicyError) as info:
+        Policy.from_file(missing)
+    assert str(info.value) == f"Cannot read {missing}: No such file or directory."
 
 
 @pytest.mark.parametrize("name", BUILTIN_POLICIES)

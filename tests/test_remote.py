@@ -32,13 +32,13 @@ ANSWER = "The capital of France is Paris. It sits on the Seine and has about two
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[LiveServer]:
-    with live_server(ServeSettings()) as live:
+    with live_server(ServeSettings(scan_timeout_s=120)) as live:
         yield live
 
 
 @pytest.fixture
 def remote(served: LiveServer) -> Iterator[RemoteScanner]:
-    with RemoteScanner(served.url) as scanner:
+    with RemoteScanner(served.url, timeout_s=120) as scanner:
         yield scanner
 
 

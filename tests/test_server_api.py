@@ -61,9 +61,13 @@ def json_fields(data: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+#: Generous deadlines: a batch of long texts on a loaded shared machine can take seconds.
+SLOW_S = 120.0
+
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[LiveServer]:
-    with live_server(ServeSettings()) as live:
+    with live_server(ServeSettings(scan_timeout_s=SLOW_S)) as live:
         yield live
 
 
@@ -76,7 +80,7 @@ def local() -> NoRefusalScanner:
 
 @pytest.fixture
 def http(served: LiveServer) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=served.url, timeout=30) as client:
+    with httpx2.Client(base_url=served.url, timeout=SLOW_S) as client:
         yield client
 
 
@@ -100,7 +104,7 @@ def test_data_verdicts_equal_in_process_bit_for_bit(
     expected = [fields(r) for r in local.scan_batch(sample)]
     assert sum(e[4] for e in expected) > 5, "the sample should hold refusals too"
     # through the client (the batch route), 64 pairs a request
-    with RemoteScanner(served.url) as remote:
+    with RemoteScanner(served.url, timeout_s=SLOW_S) as remote:
         assert [fields(r) for r in remote.scan_batch(sample)] == expected
     # through the single-pair route and LLM Guard API's routes, on part of the sample
     for (prompt, output), exp in list(zip(sample, expected, strict=True))[:10]:
@@ -118,7 +122,7 @@ def test_hand_written_verdicts_equal_in_process(
     served: LiveServer, local: NoRefusalScanner
 ) -> None:
     expected = [fields(r) for r in local.scan_batch(HAND_WRITTEN)]
-    with RemoteScanner(served.url) as remote:
+    with RemoteScanner(served.url, timeout_s=SLOW_S) as remote:
         assert [fields(r) for r in remote.scan_batch(HAND_WRITTEN)] == expected
         assert [fields(remote.scan(p, o)) for p, o in HAND_WRITTEN] == expected
     assert expected[0][4], "a refusal, as scanned"
@@ -127,7 +131,7 @@ def test_hand_written_verdicts_equal_in_process(
 
 
 async def test_ascan_equals_in_process(served: LiveServer, local: NoRefusalScanner) -> None:
-    async with RemoteScanner(served.url) as remote:
+    async with RemoteScanner(served.url, timeout_s=SLOW_S) as remote:
         for prompt, output in HAND_WRITTEN[:4]:
             assert fields(await remote.ascan(prompt, output)) == fields(local.scan(prompt, output))
 
@@ -136,7 +140,7 @@ def test_stream_monitor_over_the_service_equals_in_process(
     served: LiveServer, local: NoRefusalScanner
 ) -> None:
     text = "I'm sorry, but I can't help with that. " + "Here is something else entirely. " * 20
-    with RemoteScanner(served.url) as remote:
+    with RemoteScanner(served.url, timeout_s=SLOW_S) as remote:
         remote_monitor, local_monitor = remote.stream("q"), local.stream("q")
         for i in range(0, len(text), 7):
             got, want = remote_monitor.feed(text[i : i + 7]), local_monitor.feed(text[i : i + 7])

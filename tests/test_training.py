@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +159,11 @@ def test_export_matches_torch(tmp_path: Path) -> None:
     (src / "tokenizer.json").write_text(json.dumps(tok))
 
     out = tmp_path / "onnx"
-    config_out = export_onnx(src, out, quantize=False, threshold=0.4, temperature=1.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config_out = export_onnx(src, out, quantize=False, threshold=0.4, temperature=1.5)
+    # The export runs in inference mode (dropout off): torch warns of a module in training mode.
+    assert not [w for w in caught if "training mode" in str(w.message)]
     assert config_out["labels"] == ["compliance", "refusal"]
     assert config_out["refusal_label"] == "refusal"
     assert config_out["threshold"] == 0.4

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .._visible import visible_windows
 from ._base import Backend
 
 __all__ = ["NO_REFUSAL_LIGHT_PHRASES", "KeywordBackend", "NoRefusalLightBackend"]
@@ -119,9 +120,10 @@ class KeywordBackend(Backend):
     name = "keyword"
 
     def score(self, text: str) -> float:
-        if len(text) > 2 * _WINDOW:
-            text = text[:_WINDOW] + " \n " + text[-_WINDOW:]
-        norm = _normalise(text)
+        # Windows of the squeezed text: padding cannot push a late refusal out of the tail,
+        # and a zero-width character inside a phrase does not hide it.
+        head, tail = visible_windows(text, head=_WINDOW, tail=_WINDOW)
+        norm = _normalise(head if tail is None else head + " \n " + tail)
         benign = [m.span() for m in _BENIGN.finditer(norm)]
         keep = 1.0
         for pattern, strength in _COMPILED:

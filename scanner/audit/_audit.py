@@ -146,7 +146,7 @@ def audit(
     scanner: Mapping[str, Any] | None = None,
     batch_size: int = 1024,
     ray: Any = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> AuditResult:
     """Score every output in ``inputs`` and write the audit to ``out``.
 

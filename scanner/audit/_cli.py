@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-from .._cli import _scanner_options
+from .._cli_common import add_scanner_options, progress
 from .._errors import NoRefusalError
 from ._audit import audit
 from ._ray import RayOptions
@@ -31,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", metavar="INPUT", help="JSON Lines or Parquet files, folders, URLs"
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="this process, streaming (default), or Ray Data",
+    )
     parser.add_argument(
         "--shape",
         choices=[s.value for s in Shape],
@@ -81,22 +85,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="scoring actors (default: as many as the CPUs hold)",
     )
-    ray.add_argument("--cpus-per-actor", type=float, default=1.0)
-    ray.add_argument("--gpus-per-actor", type=float, default=0.0)
-    _scanner_options(parser)
+    ray.add_argument(
+        "--cpus-per-actor",
+        type=float,
+        default=1.0,
+        help="CPUs each actor reserves, fractions allowed (default: 1)",
+    )
+    ray.add_argument(
+        "--gpus-per-actor", type=float, default=0.0, help="GPUs each actor reserves (default: 0)"
+    )
+    add_scanner_options(parser)
     return parser
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A row counter on standard error when it is a terminal, else nothing."""
-    if not enabled:
-        yield None
-        return
-    from tqdm import tqdm
-
-    with tqdm(unit=" rows", unit_scale=True, file=sys.stderr, desc="audit") as bar:
-        yield bar.update
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress_bars=tty,
     )
     try:
-        with _progress(tty and args.engine == "local") as progress:
+        # Ray Data draws its own bars; the local engine reports through the commands' helper.
+        with progress(None, desc="audit") as update:
             result = audit(
                 args.inputs,
                 out=args.out,
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scanner=scanner,
                 batch_size=args.batch_size,
                 ray=options,
-                progress=progress,
+                progress=update if args.engine == "local" else None,
             )
     except (NoRefusalError, ValueError, TypeError, OSError) as exc:
         print(f"norefusal audit: error: {exc}", file=sys.stderr)

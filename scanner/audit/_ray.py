@@ -117,7 +117,7 @@ def run_ray(
     *,
     requests: RequestIndex | None,
     options: RayOptions,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> None:
     """Score every row of ``sources`` on Ray, writing to ``sink`` in input order."""
     try:

@@ -23,6 +23,7 @@ from ._inputs import BenchInputs
 
 __all__ = [
     "BASELINE_NAME",
+    "CREATE_BASELINE_VENV",
     "BaselineOutcome",
     "cold_start",
     "measure_scanner",
@@ -127,6 +128,13 @@ def cold_start(
         return {"error": f"the cold-start process printed no result: {_tail(proc.stdout)}"}
 
 
+#: How to make the baseline's virtualenv, in the words the report prints.
+CREATE_BASELINE_VENV = (
+    "create it with `python3 -m venv .venv-llmguard && .venv-llmguard/bin/pip install "
+    "-c constraints.txt llm-guard==0.3.16` in the norefusal repository"
+)
+
+
 @dataclass(frozen=True)
 class BaselineOutcome:
     """LLM Guard's side of the run: raw timings per scanner, or why there are none."""
@@ -156,11 +164,13 @@ def run_baseline(
     """
     if python is None:
         return BaselineOutcome(
-            reason="no LLM Guard virtualenv (.venv-llmguard/bin/python not found): pass "
-            "--llm-guard-python PATH, a python with llm-guard==0.3.16 installed."
+            reason="no LLM Guard virtualenv (.venv-llmguard/bin/python not found): "
+            f"{CREATE_BASELINE_VENV}, or pass --llm-guard-python PATH."
         )
     if not python.exists():
-        return BaselineOutcome(reason=f"--llm-guard-python {python} does not exist.")
+        return BaselineOutcome(
+            reason=f"--llm-guard-python {python} does not exist: {CREATE_BASELINE_VENV}."
+        )
     if not script.is_file():
         return BaselineOutcome(
             reason=f"the baseline script {script} is missing: pass --baseline-script PATH "

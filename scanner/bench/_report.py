@@ -187,8 +187,8 @@ def check_targets(
             out.append(TargetResult(t.label, goal, None, "n/a", summary.error))
             continue
         if t.needs_baseline and not ratio:
-            reason = f"no baseline: {baseline_reason}" if baseline_reason else "no baseline"
-            out.append(TargetResult(t.label, goal, None, "n/a", reason))
+            # Why there is none is said once, under the table, not once per target.
+            out.append(TargetResult(t.label, goal, None, "n/a", "no baseline"))
             continue
         value = t.value(summary, ratio)
         if value is None:
@@ -247,7 +247,8 @@ def render_markdown(
     ]
     for s in summaries:
         if s.error:
-            lines.append(f"| {s.name} | unavailable: {_cell(s.error)} |||||||| ")
+            why = "see below" if s.name == baseline_name and baseline_reason else _cell(s.error)
+            lines.append(f"| {s.name} | unavailable: {why} |||||||| ")
             continue
         stream = f"{_ratio(s.stream_vs_full)} ({s.stream_scans})"
         lines.append(

@@ -87,9 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default: .venv-llmguard/bin/python if present)",
     )
     p.add_argument(
-        "--baseline-script", type=Path, default=_REPO / "benchmarks" / "llm_guard_baseline.py"
+        "--baseline-script",
+        type=Path,
+        default=_REPO / "benchmarks" / "llm_guard_baseline.py",
+        help="the script that measures LLM Guard (default: benchmarks/llm_guard_baseline.py)",
     )
-    p.add_argument("--baseline-timeout", type=float, default=3600.0, help="seconds")
+    p.add_argument(
+        "--baseline-timeout", type=float, default=3600.0, help="seconds (default: %(default)g)"
+    )
     p.add_argument(
         "--cache",
         type=Path,
@@ -101,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=None, help="texts in the mixed sample")
     p.add_argument("--repeats", type=int, default=None, help="passes over the sample for latency")
     p.add_argument("--stream-delta", type=int, default=None, help="characters per stream delta")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
     p.add_argument("--check", action="store_true", help="exit 1 unless every target passes")
     return p
@@ -181,7 +186,8 @@ def _machine() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when it ran (with ``--check``: and every target passed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     args.data = args.data or _default_data()
     cfg = dict(_QUICK if args.quick else _FULL)
     for key, option, value in (("sample", "--sample", args.sample),
@@ -189,8 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                ("delta_chars", "--stream-delta", args.stream_delta)):  # fmt: skip
         if value is not None:
             if value < 1:
-                print(f"norefusal bench: {option} must be >= 1.", file=sys.stderr)
-                return 2
+                parser.error(f"{option} must be >= 1.")
             cfg[key] = value
     try:
         inputs = load_inputs(
@@ -201,9 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             delta_chars=cfg["delta_chars"],
             settings={k: cfg[k] for k in ("warmup", "repeats", "batch_repeats", "length_repeats")},
         )
-    except (OSError, ValueError) as exc:
-        print(f"norefusal bench: error: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError) as exc:  # no data, or too little: the command says so
+        raise NoRefusalError(str(exc)) from None
     machine_before = _machine()
     raws: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="norefusal-bench-") as tmp:
@@ -213,9 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             name, raw = _measure_norefusal(spec, inputs_path, inputs)
             raws[name] = raw
         primary = next(iter(raws))
-        _progress(f"measuring {BASELINE_NAME} (its own virtualenv; this takes a while)")
+        python = args.llm_guard_python or _default_python()
+        if python is not None and python.exists():  # else the report says why, once
+            _progress(f"measuring {BASELINE_NAME} (its own virtualenv; this takes a while)")
         baseline = run_baseline(
-            args.llm_guard_python or _default_python(),
+            python,
             args.baseline_script,
             inputs_path,
             cache=args.cache or _cache_dir(),

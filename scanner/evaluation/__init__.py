@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._eval import (
+    MODES,
     EvalInputError,
     Example,
     Scorer,
@@ -15,6 +16,7 @@ from ._eval import (
 )
 
 __all__ = [
+    "MODES",
     "EvalInputError",
     "Example",
     "Scorer",

@@ -1,10 +1,14 @@
 """``norefusal eval``: accuracy figures of any preset or backend on a labelled JSON Lines file.
 
 Rows carry ``response`` and ``label`` (``refusal``, ``partial_refusal`` or ``compliance``), and
-optionally ``prompt``, ``id``, ``source`` and ``model``. Binary figures (precision, recall, F1,
-accuracy, false-positive rate, ECE) use refusal vs compliance only; partial refusals are
-reported apart as the share flagged. Breakdowns by source and by model, a threshold sweep,
-and PR-curve and calibration plots (PNG, with matplotlib) come with them.
+optionally ``prompt``, ``id``, ``source``, ``model``, ``category``, ``subcategory``, ``lang``
+and ``needs_prompt`` (true when only the prompt decides the label). Binary figures (precision,
+recall, F1, accuracy, false-positive rate, ECE) use refusal vs compliance only; partial
+refusals are reported apart as the share flagged. Breakdowns by source and by model, and by
+category, subcategory, language and ``needs_prompt`` where rows carry them, a threshold sweep,
+and PR-curve and calibration plots (PNG, with matplotlib) come with them. A file can be
+scored with its prompts, on the responses alone, or both ways (``--mode``), so that a
+conversation-aware model's two uses are measured on the same rows.
 
 The whole file is read and checked before anything is scored, and outputs are rendered in a
 temporary directory and moved into place at the end: a bad row (invalid JSON, no
@@ -28,10 +32,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._cli_common import add_scanner_options, progress, scanner_from_args
 from .._errors import NoRefusalError
 from .._jsonl import iter_objects
 
 __all__ = [
+    "MODES",
     "EvalInputError",
     "Example",
     "Scorer",
@@ -46,6 +52,13 @@ __all__ = [
 #: Scores (prompt, response) pairs: P(refusal) for each, in order.
 Scorer = Callable[[Sequence[tuple[str, str]]], Sequence[float]]
 LABELS = ("refusal", "partial_refusal", "compliance")
+#: How prompts reach the scorer: as given, replaced by "", or both ways (two reports).
+MODES = ("with-prompt", "response-only", "both")
+#: Row fields that get a breakdown: always the first two, the others when any row has them.
+_GROUPS = ("source", "model", "category", "subcategory", "lang")
+_OPTIONAL_TEXT = ("category", "subcategory", "lang")
+#: The plots ``write_report`` draws (with matplotlib).
+_PLOTS = ("pr_curve.png", "calibration.png")
 #: Files whose labels come from a keyword judge: they may train, never measure.
 _SILVER = ("refusal_direction_silver.jsonl",)
 
@@ -65,6 +78,10 @@ class Example:
     label: str
     source: str
     model: str
+    category: str | None = None
+    subcategory: str | None = None
+    lang: str | None = None
+    needs_prompt: bool | None = None
 
 
 def read_labelled(path: str | Path) -> list[Example]:
@@ -73,9 +90,7 @@ def read_labelled(path: str | Path) -> list[Example]:
     examples: list[Example] = []
     try:
         rows = list(iter_objects(path))
-    except OSError as exc:
-        raise EvalInputError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except ValueError as exc:  # invalid JSON or not an object, naming the line
+    except ValueError as exc:  # unreadable, empty, invalid JSON or not an object: named
         raise EvalInputError(str(exc)) from None
     for n, row in rows:
         response = row.get("response")
@@ -90,6 +105,15 @@ def read_labelled(path: str | Path) -> list[Example]:
         prompt = row.get("prompt") or ""
         if not isinstance(prompt, str):
             raise EvalInputError(f"{path}, line {n}: 'prompt' is not a string.")
+        optional: dict[str, Any] = {}
+        for key in _OPTIONAL_TEXT:
+            value = row.get(key)
+            if value is not None and not isinstance(value, str):
+                raise EvalInputError(f"{path}, line {n}: '{key}' is not a string.")
+            optional[key] = value or None
+        needs_prompt = row.get("needs_prompt")
+        if needs_prompt is not None and not isinstance(needs_prompt, bool):
+            raise EvalInputError(f"{path}, line {n}: 'needs_prompt' must be true or false.")
         examples.append(
             Example(
                 line=n,
@@ -99,10 +123,10 @@ def read_labelled(path: str | Path) -> list[Example]:
                 label=label,
                 source=str(row.get("source") or "unknown"),
                 model=str(row.get("model") or "unknown"),
+                needs_prompt=needs_prompt,
+                **optional,
             )
         )
-    if not examples:
-        raise EvalInputError(f"{path} holds no rows.")
     return examples
 
 
@@ -185,14 +209,17 @@ def evaluate(
     y = np.array([lab == "refusal" for lab in labels], dtype=np.float64)
     report: dict[str, Any] = {"threshold": threshold, "rows": len(examples)}
     report["overall"] = binary_metrics(s, labels, threshold)
-    for key in ("source", "model"):
-        groups: dict[str, list[int]] = {}
-        for i, e in enumerate(examples):
-            groups.setdefault(getattr(e, key), []).append(i)
-        report[f"by_{key}"] = {
-            g: binary_metrics(s[idx], [labels[i] for i in idx], threshold)
-            for g, idx in sorted(groups.items())
-        }
+    for key in _GROUPS:
+        values = [getattr(e, key) for e in examples]
+        if key in _OPTIONAL_TEXT and all(v is None for v in values):
+            continue
+        report[f"by_{key}"] = _breakdown(s, labels, values, threshold)
+    if any(e.needs_prompt is not None for e in examples):
+        # Rows only the prompt decides, apart: a response-only scorer cannot be right on them.
+        report["by_needs_prompt"] = _breakdown(
+            s, labels, ["needs_prompt" if e.needs_prompt else "response_decides"
+                        for e in examples], threshold,
+        )  # fmt: skip
     report["sweep"] = [
         {"threshold": float(t)} | binary_metrics(s, labels, float(t))
         for t in np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -207,21 +234,44 @@ def evaluate(
     report["errors"] = [
         {"line": e.line, "id": e.id, "label": e.label, "score": round(float(s[i]), 4),
          "source": e.source}
+        | {k: getattr(e, k) for k in ("category", "needs_prompt") if getattr(e, k) is not None}
         for i, e in enumerate(examples)
         if e.label != "partial_refusal" and bool(pred[i]) != (e.label == "refusal")
     ][:500]  # fmt: skip
     return report
 
 
+def _breakdown(
+    scores: np.ndarray, labels: Sequence[str], groups: Sequence[str | None], threshold: float
+) -> dict[str, dict[str, Any]]:
+    """:func:`binary_metrics` per group; rows without a value fall in ``"unknown"``."""
+    index: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        index.setdefault(g or "unknown", []).append(i)
+    return {
+        g: binary_metrics(scores[idx], [labels[i] for i in idx], threshold)
+        for g, idx in sorted(index.items())
+    }
+
+
 def _plots(
     report: dict[str, Any], scores: np.ndarray, y: np.ndarray, out: Path, title: str
-) -> None:
-    import matplotlib
+) -> dict[str, str]:
+    """Draw the PNG plots into ``out``; returns the plots not drawn, each with the reason."""
+    try:
+        import matplotlib
+    except ImportError:
+        why = 'matplotlib is not installed (`pip install matplotlib`, or the "train" extra)'
+        return dict.fromkeys(_PLOTS, why)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if 0 < y.sum() < len(y):
+    skipped = {}
+    if not 0 < y.sum() < len(y):
+        only = "refusal" if y.sum() else "compliance"
+        skipped["pr_curve.png"] = f"a PR curve needs both classes, and every row is {only}"
+    else:
         precision, recall, ap = _pr_curve(scores, y)
         fig, ax = plt.subplots(figsize=(5, 4))
         ax.step(recall, precision, where="post")
@@ -245,6 +295,7 @@ def _plots(
     fig.tight_layout()
     fig.savefig(out / "calibration.png", dpi=100)
     plt.close(fig)
+    return skipped
 
 
 def write_report(
@@ -254,12 +305,15 @@ def write_report(
     out_dir: str | Path,
     *,
     title: str = "",
+    response_only_scores: Sequence[float] | None = None,
 ) -> list[Path]:
     """Write ``report.json``, ``scores.jsonl`` and the PNG plots into ``out_dir``.
 
     Everything is rendered in a temporary directory first; files are moved into ``out_dir``
-    only once all of them exist. Plots are skipped (with a note in the report) when
-    matplotlib is not installed.
+    only once all of them exist. A plot that cannot be drawn (no matplotlib; a PR curve of a
+    file with one class) is skipped, and the report's ``skipped`` maps its file name to why.
+    With ``response_only_scores`` (``--mode both``), each ``scores.jsonl`` row also carries
+    ``score_response_only``; the plots show ``scores``. Returns the paths written, in order.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,14 +322,17 @@ def write_report(
     y = np.array([e.label == "refusal" for e in examples], dtype=np.float64)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".eval-") as tmp:
         staging = Path(tmp)
-        try:
-            _plots(report, s[binary], y[binary], staging, title)
-        except ImportError:
-            report = report | {"plots": 'skipped: pip install matplotlib (or "norefusal[train]")'}
+        report["skipped"] = _plots(report, s[binary], y[binary], staging, title)
+        alone = None if response_only_scores is None else list(response_only_scores)
         with (staging / "scores.jsonl").open("w", encoding="utf-8") as fh:
-            for e, score in zip(examples, s, strict=True):
-                fh.write(json.dumps({"line": e.line, "id": e.id, "label": e.label,
-                                     "score": round(float(score), 6)}) + "\n")  # fmt: skip
+            for i, (e, score) in enumerate(zip(examples, s, strict=True)):
+                row: dict[str, Any] = {"line": e.line, "id": e.id, "label": e.label,
+                                       "score": round(float(score), 6)}  # fmt: skip
+                if e.category is not None:
+                    row["category"] = e.category
+                if alone is not None:
+                    row["score_response_only"] = round(float(alone[i]), 6)
+                fh.write(json.dumps(row) + "\n")
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         written = []
         for item in sorted(staging.iterdir()):
@@ -289,109 +346,166 @@ def _fmt(x: float | None) -> str:
     return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def summary(report: dict[str, Any]) -> str:
-    """A plain-text table of the headline figures and the breakdowns."""
-    lines = []
+def _table(name: str, groups: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"{name}:"]
+    width = max(map(len, groups), default=0)  # whole names: a cut one can name another group
+    for g, m in groups.items():
+        lines.append(
+            f"  {g:{width}} n {m['n']:5}  acc {_fmt(m['accuracy'])}  P {_fmt(m['precision'])}  "
+            f"R {_fmt(m['recall'])}  F1 {_fmt(m['f1'])}  FPR {_fmt(m['fpr'])}  "
+            f"partial {m['partial_refusals']:3} flagged {_fmt(m['partial_refusal_recall'])}"
+        )
+    return lines
+
+
+def _headline(report: dict[str, Any]) -> list[str]:
     o = report["overall"]
-    lines.append(
+    return [
         f"threshold {report['threshold']:.2f}  rows {report['rows']}  binary {o['n']} "
-        f"(refusals {o['refusals']})  partial {o['partial_refusals']}"
-    )
-    lines.append(
+        f"(refusals {o['refusals']})  partial {o['partial_refusals']}",
         f"precision {_fmt(o['precision'])}  recall {_fmt(o['recall'])}  F1 {_fmt(o['f1'])}  "
         f"accuracy {_fmt(o['accuracy'])}  FPR {_fmt(o['fpr'])}  "
-        f"partial recall {_fmt(o['partial_refusal_recall'])}  ECE {report['ece']:.3f}"
-    )
-    for key in ("by_source", "by_model"):
-        if len(report[key]) < 2:
-            continue
-        lines.append(f"{key.replace('_', ' ')}:")
-        for name, m in report[key].items():
-            lines.append(
-                f"  {name[:60]:60} n {m['n']:5}  P {_fmt(m['precision'])}  R {_fmt(m['recall'])}  "
-                f"F1 {_fmt(m['f1'])}  FPR {_fmt(m['fpr'])}  "
-                f"partial {_fmt(m['partial_refusal_recall'])}"
-            )
+        f"partial recall {_fmt(o['partial_refusal_recall'])}  ECE {report['ece']:.3f}",
+    ]
+
+
+def _breakdowns(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in (*(f"by_{g}" for g in _GROUPS), "by_needs_prompt"):
+        # source and model always exist; a single group repeats the headline
+        if len(report.get(key, ())) >= (1 if key in ("by_category", "by_needs_prompt") else 2):
+            lines += _table(key.replace("_", " "), report[key])
+    return lines
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A plain-text table of the headline figures and the breakdowns.
+
+    With a response-only report beside it (``--mode both``), its headline and breakdowns
+    follow under ``response only``.
+    """
+    lines = [f"mode: {report.get('mode', 'with-prompt')}", *_headline(report), *_breakdowns(report)]
     lines.append("sweep:  threshold  precision  recall  F1     FPR")
     for m in report["sweep"]:
         lines.append(
             f"        {m['threshold']:.2f}       {_fmt(m['precision'])}      {_fmt(m['recall'])}   "
             f"{_fmt(m['f1'])}  {_fmt(m['fpr'])}"
         )
+    alone = report.get("response_only")
+    if alone is not None:
+        lines += ["", "response only (prompts withheld):", *_headline(alone), *_breakdowns(alone)]
     return "\n".join(lines)
 
 
-def scanner_scorer(scanner: Any) -> Scorer:
+def scanner_scorer(
+    scanner: Any, *, on_progress: Callable[[int], object] | None = None, chunk: int = 256
+) -> Scorer:
     """A :data:`Scorer` from a ``NoRefusalScanner`` (its calibrated ``score``).
 
-    All pairs go to one ``scan_batch`` call, which batches by length itself: an int8 model
-    quantizes activations per batch, so scores can move in the third decimal with the batch
-    a text lands in, and this keeps ``eval`` identical to a ``scan_batch`` over the file.
+    Pairs go to ``scan_batch`` ``chunk`` at a time, and ``on_progress(n)`` hears of each chunk
+    done (the command's progress bar). The scores are those of one ``scan_batch`` over the file:
+    the embedded ONNX model scores one text per forward pass, so no text's score depends on
+    the texts around it.
     """
 
     def score(pairs: Sequence[tuple[str, str]]) -> list[float]:
-        return [r.score for r in scanner.scan_batch(pairs)]
+        scores: list[float] = []
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            scores += [r.score for r in scanner.scan_batch(part)]
+            if on_progress is not None:
+                on_progress(len(part))
+        return scores
 
     return score
 
 
+def _score(scorer: Scorer, pairs: Sequence[tuple[str, str]]) -> list[float]:
+    scores = list(scorer(pairs))
+    if len(scores) != len(pairs):
+        raise NoRefusalError(f"The scorer returned {len(scores)} scores for {len(pairs)} rows.")
+    return scores
+
+
 def run_eval(
     path: str | Path, scorer: Scorer, threshold: float, out_dir: str | Path | None = None,
-    *, title: str = "",
+    *, title: str = "", mode: str = "with-prompt",
 ) -> dict[str, Any]:  # fmt: skip
-    """Read, score, measure and (with ``out_dir``) write; returns the report."""
+    """Read, score, measure and (with ``out_dir``) write; returns the report.
+
+    ``mode`` is one of :data:`MODES`. ``"with-prompt"`` gives the scorer each row's prompt
+    (``""`` where a row has none), ``"response-only"`` gives it ``""`` for every prompt, and
+    ``"both"`` scores both ways: the report is the with-prompt one, with the response-only
+    report under ``"response_only"`` (same keys, no plots of its own). With ``out_dir``, the
+    returned report's ``written`` lists the files written and its ``skipped`` maps each plot
+    not drawn to the reason.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
     examples = read_labelled(path)
-    scores = list(scorer([(e.prompt, e.response) for e in examples]))
-    if len(scores) != len(examples):
-        raise NoRefusalError(f"The scorer returned {len(scores)} scores for {len(examples)} rows.")
+    with_prompt = [(e.prompt, e.response) for e in examples]
+    alone = [("", e.response) for e in examples]
+    scores = _score(scorer, alone if mode == "response-only" else with_prompt)
     report = evaluate(examples, scores, threshold)
+    report["mode"] = "response-only" if mode == "response-only" else "with-prompt"
     report["file"] = str(path)
     report["scanner"] = title
+    alone_scores = None
+    if mode == "both":
+        alone_scores = _score(scorer, alone)
+        report["response_only"] = evaluate(examples, alone_scores, threshold)
+        report["response_only"]["mode"] = "response-only"
     if out_dir is not None:
-        write_report(report, examples, scores, out_dir, title=title or Path(path).name)
+        written = write_report(report, examples, scores, out_dir, title=title or Path(path).name,
+                               response_only_scores=alone_scores)  # fmt: skip
+        report["written"] = [str(p) for p in written]
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``norefusal eval FILE.jsonl [--model M] [--backend B] [--threshold T] [--out DIR]``."""
+    """``norefusal eval FILE.jsonl [--model M] [--mode M] [--out DIR] ...``; errors raise."""
     parser = argparse.ArgumentParser(
         prog="norefusal eval",
-        description="Accuracy figures of a scanner on a labelled JSON Lines file.",
+        description="Accuracy figures of a scanner on a labelled JSON Lines file: precision, "
+        "recall, F1, FPR, partial refusals, breakdowns by source, model and category, a "
+        "threshold sweep.",
     )
-    parser.add_argument("file", type=Path, help="JSON Lines rows with response and label")
-    parser.add_argument("--model", default="default", help="preset, Hugging Face id or directory")
-    parser.add_argument("--backend", choices=("onnx", "transformers", "keyword"), default=None)
-    parser.add_argument("--threshold", type=float, default=None, help="default: the model's own")
-    parser.add_argument("--match", choices=("full", "sentence"), default="full")
-    parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write report.json, scores.jsonl and PNG plots here")  # fmt: skip
+    parser.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="JSON Lines rows with response and label (refusal, partial_refusal, compliance)",
+    )
+    parser.add_argument("--mode", choices=MODES, default="with-prompt",
+                        help="score with each row's prompt (default), on the response alone, "
+                        "or both ways")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write report.json, scores.jsonl and the PNG plots (with matplotlib) here",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_scanner_options(parser)
     args = parser.parse_args(argv)
     if args.file.name in _SILVER:
         print(f"norefusal eval: warning: {args.file.name} has silver (keyword-judged) labels; "
               "do not report its figures.", file=sys.stderr)  # fmt: skip
-    from .._scanner import NoRefusalScanner
-
-    try:
-        examples_ok = read_labelled(args.file)  # fail on bad input before loading any model
-        del examples_ok
-        scanner = NoRefusalScanner(
-            threshold=args.threshold, model=args.model, backend=args.backend, match=args.match,
-            max_tokens=args.max_tokens,
-        )  # fmt: skip
-        title = f"{scanner.model_name} ({scanner.backend_name})"
+    rows = len(read_labelled(args.file))  # fail on bad input before loading any model
+    scanner = scanner_from_args(args)
+    title = f"{scanner.model_name} ({scanner.backend_name})"
+    with progress(rows * (2 if args.mode == "both" else 1), desc="scoring") as update:
+        scorer = scanner_scorer(scanner, on_progress=update)
         report = run_eval(
-            args.file, scanner_scorer(scanner), scanner.threshold, args.out, title=title
+            args.file, scorer, scanner.threshold, args.out, title=title, mode=args.mode
         )
-    except (NoRefusalError, OSError) as exc:
-        print(f"norefusal eval: error: {exc}", file=sys.stderr)
-        return 1
     print(json.dumps(report, indent=2) if args.json else summary(report))
     if args.out is not None:
-        print(f"wrote {args.out}/report.json, scores.jsonl and plots", file=sys.stderr)
+        print(f"norefusal eval: wrote {', '.join(report['written'])}", file=sys.stderr)
+        reasons: dict[str, list[str]] = {}
+        for name, why in report["skipped"].items():
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            print(f"norefusal eval: skipped {' and '.join(names)}: {why}.", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

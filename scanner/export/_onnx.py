@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import MissingDependencyError
+
 __all__ = ["ExportError", "export_onnx", "file_sha256", "main", "write_config"]
 
 CONFIG_NAME = "norefusal.json"
@@ -90,10 +92,8 @@ def export_onnx(
     try:
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'Exporting needs torch and transformers: pip install "norefusal[transformers,onnx]"'
-        ) from exc
+    except ImportError as exc:
+        raise MissingDependencyError("Exporting to ONNX", "onnx") from exc
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not any(model_dir.glob("*.safetensors")):
         raise ExportError(f"{model_dir} has no safetensors weights (other formats are not loaded).")
@@ -124,6 +124,9 @@ def export_onnx(
             logits: torch.Tensor = out.logits
             return logits
 
+    # Inference mode for the wrapper as for the model (a new Module starts in training mode):
+    # dropout off, and torch.onnx exports what the scanner will run.
+    logits_of = _Logits().eval()
     sample = _sample_batch(config)
     args = tuple(torch.from_numpy(sample[n]) for n in names)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +136,7 @@ def export_onnx(
         shapes = {n: {0: batch, 1: seq} for n in names}
         with torch.no_grad():
             program = torch.onnx.export(
-                _Logits(),
+                logits_of,
                 args,
                 input_names=names,
                 output_names=["logits"],
@@ -147,7 +150,7 @@ def export_onnx(
             # Check on a batch of another shape too, so the dynamic axes are exercised.
             for check in (sample, _sample_batch(config, rows=2, width=23, seed=1)):
                 feeds = {n: check[n] for n in names}
-                expected = _Logits()(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
+                expected = logits_of(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
                 diff = float(np.max(np.abs(_run_onnx(fp32, feeds) - expected)))
                 if not diff <= TOLERANCE:
                     raise ExportError(
@@ -218,17 +221,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="norefusal export",
         description="Export a local Hugging Face sequence classifier (safetensors) to ONNX.",
     )
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "model_dir", type=Path, help="a local Hugging Face classifier (safetensors weights)"
+    )
+    parser.add_argument("out_dir", type=Path, help="where the ONNX directory is written")
     parser.add_argument("--no-quantize", action="store_true", help="keep fp32 (default: int8)")
-    parser.add_argument("--opset", type=int, default=18)
-    parser.add_argument("--name", default=None)
-    parser.add_argument("--input-format", choices=("response", "conversation"), default="response")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="the model's name (default: the directory's)")
+    parser.add_argument(
+        "--input-format",
+        choices=("response", "conversation"),
+        default="response",
+        help="what the model reads: the response alone, or the conversation (default: response)",
+    )
     parser.add_argument("--refusal-label", default=None, help="default: found in id2label")
-    parser.add_argument("--max-tokens", type=int, default=512)
-    parser.add_argument("--head-fraction", type=float, default=0.75)
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument(
+        "--max-tokens", type=int, default=512, help="tokens the model reads (default: 512)"
+    )
+    parser.add_argument(
+        "--head-fraction",
+        type=float,
+        default=0.75,
+        help="share of --max-tokens taken from the head of a long output (default: 0.75)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="the calibrated threshold (default: 0.5)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="logit temperature (default: 1.0)"
+    )
     args = parser.parse_args(argv)
     try:
         config = export_onnx(

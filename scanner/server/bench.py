@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--small", type=int, default=2_000, help="requests per side at 1 client")
     p.add_argument("--rounds", type=int, default=5, help="interleaved in-process/service rounds")
     p.add_argument("--scan-threads", type=int, default=None, help="the server's scan threads")
+    p.add_argument(
+        "--model",
+        default="default",
+        help="model of both sides; 'keyword' scans in microseconds, so its overhead row is the "
+        "service's own cost per request (default: %(default)s)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     return p
@@ -202,8 +208,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_server(port: int, scan_threads: int | None) -> subprocess.Popen[bytes]:
+def _start_server(port: int, scan_threads: int | None, model: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "norefusal._cli", "serve", "--port", str(port)]
+    command += ["--model", model]
     if scan_threads:
         command += ["--scan-threads", str(scan_threads)]
     env = {**os.environ, "NOREFUSAL_SERVE_ACCESS_LOG": "false"}
@@ -247,7 +254,7 @@ def _measure(
     """In-process and loopback runs, interleaved in rounds so that both sides see the same
     machine load; then the long 64-client run for errors and RSS."""
     port = _free_port()
-    proc = _start_server(port, args.scan_threads)
+    proc = _start_server(port, args.scan_threads, args.model)
     try:
         bodies = [json.dumps({"prompt": p, "output": o}).encode() for p, o in sample]
         load = _Load(port, bodies, expected)
@@ -377,10 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = load_inputs(_data_dir(args.data), sample_size=args.sample, seed=0)
     sample = list(inputs.sample)
     random.Random(1).shuffle(sample)
-    scanner = NoRefusalScanner()
+    scanner = NoRefusalScanner(model=args.model)
     scanner.load()
     expected = [r.score for r in scanner.scan_batch(sample)]
     result: dict[str, Any] = {
+        "model": args.model,
         "machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
         "sample": inputs.describe(),
     }

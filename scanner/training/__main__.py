@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from norefusal._cli import main
 
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(["train", *sys.argv[1:]]))

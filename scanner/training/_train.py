@@ -305,14 +305,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="checkpoints and report (default: a new temporary directory)",
     )
-    parser.add_argument("--seed", type=int, default=Recipe.seed)
+    parser.add_argument(
+        "--seed", type=int, default=Recipe.seed, help="seed (default: %(default)s, as shipped)"
+    )
     parser.add_argument(
         "--layers", type=int, default=Recipe.layers, help="keep the first N encoder layers"
     )
-    parser.add_argument("--epochs", type=int, default=Recipe.epochs)
-    parser.add_argument("--max-tokens", type=int, default=Recipe.max_tokens)
+    parser.add_argument("--epochs", type=int, default=Recipe.epochs, help="default: %(default)s")
     parser.add_argument(
-        "--input-format", choices=[f.value for f in InputFormat], default=Recipe.input_format
+        "--max-tokens",
+        type=int,
+        default=Recipe.max_tokens,
+        help="tokens the model reads (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--input-format",
+        choices=[f.value for f in InputFormat],
+        default=Recipe.input_format,
+        help="what the model reads (default: %(default)s)",
     )
     parser.add_argument(
         "--files",
