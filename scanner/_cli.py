@@ -60,6 +60,9 @@ COMMANDS: dict[str, Command] = {
     "serve": Command(
         "norefusal.server._cli:main", "serve scans over HTTP", "server", ("fastapi", "uvicorn")
     ),
+    "audit": Command(
+        "norefusal.audit:main", "refusal rates over logs, locally or on Ray", "audit", ("pyarrow",)
+    ),
 }  # fmt: skip
 
 
